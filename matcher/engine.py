@@ -1,0 +1,157 @@
+"""The facade the CLI and API call: match a demand text, a stored demand or a patent; batches; hybrid ranking."""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from indexer import index as index_mod
+from indexer.records import check_text
+from indexer.settings import Settings
+from indexer.store import Kind, Store
+from indexer.text import tokenize
+from matcher.explain import document_frequencies, matched_terms
+from matcher.fuse import FusionMethod, fuse
+from matcher.retrieve import Ranked, bm25_search, dense_search
+
+Method = Literal["hybrid", "dense", "bm25"]
+METHODS: tuple[Method, ...] = ("hybrid", "dense", "bm25")
+
+
+class MatchError(ValueError):
+    """A match request that cannot be answered; the message says what to do."""
+
+
+class NotFoundError(MatchError):
+    """The demand or patent named in the request is not stored."""
+
+
+@dataclass
+class Match:
+    """One ranked candidate with everything needed to show why it is there."""
+
+    id: str
+    rank: int
+    score: float
+    title: str
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    dense_score: float | None = None
+    bm25_score: float | None = None
+    matched_terms: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Query:
+    """What retrieval needs of a query, however it was obtained (typed text or a stored record)."""
+
+    vector: np.ndarray
+    tokens: list[str]
+
+
+class Engine:
+    """Holds the live index snapshots (reloaded when `ptm index` publishes a new generation)."""
+
+    def __init__(self, settings: Settings, store: Store | None = None):
+        self.settings = settings
+        self.store = store or Store(settings.db_path)
+        self._snapshots: dict[str, tuple[str, index_mod.Snapshot]] = {}
+        self._lock = threading.Lock()
+
+    # ---- artefacts -------------------------------------------------------------------------
+    def snapshot(self, kind: Kind) -> index_mod.Snapshot:
+        gen = index_mod.current_generation(self.settings.index_dir, kind)
+        if gen is None:
+            what = "patents" if kind == "patents" else "demands"
+            raise MatchError(f"no {what} are indexed yet: run `ptm ingest {what} FILE` and then `ptm index`")
+        with self._lock:
+            cached = self._snapshots.get(kind)
+            if cached is None or cached[0] != gen:
+                snap = index_mod.load_snapshot(self.settings.index_dir, kind)
+                if snap is None:
+                    raise MatchError(f"the {kind} index disappeared; run `ptm index`")
+                self._check_model(snap)
+                self._snapshots[kind] = (gen, snap)
+            return self._snapshots[kind][1]
+
+    def _check_model(self, snap: index_mod.Snapshot) -> None:
+        from indexer.encoder import load_encoder
+
+        if snap.manifest.get("model") != load_encoder(self.settings).name:
+            raise MatchError(
+                f"the index was built with model {snap.manifest.get('model')!r} but the settings name "
+                f"{self.settings.model!r}; run `ptm index --rebuild`"
+            )
+
+    # ---- queries ----------------------------------------------------------------------------
+    def text_queries(self, texts: list[str]) -> list[Query]:
+        from indexer.encoder import load_encoder
+
+        for t in texts:
+            check_text(t, "text", self.settings.max_text_chars)
+        vectors = load_encoder(self.settings).encode_queries(texts)
+        return [Query(v, tokenize(t)) for v, t in zip(vectors, texts)]
+
+    def stored_query(self, kind: Kind, record_id: str) -> Query:
+        """A stored record as a query, reusing its indexed vector and tokens (no re-encoding)."""
+        int_id = self.store.int_id(kind, record_id)
+        if int_id is None:
+            raise NotFoundError(f"no {kind[:-1]} with id {record_id!r}; check the id or ingest it first")
+        snap = self.snapshot(kind)
+        vec = snap.vector(int_id)
+        current = self.store.text_hashes_for(kind, [int_id]).get(int_id)
+        if vec is None or snap.hashes.get(int_id) != current:
+            raise MatchError(f"{kind[:-1]} {record_id!r} is stored but not indexed in its current form; run `ptm index`")
+        return Query(vec, snap.tokens[int_id])
+
+    # ---- matching ---------------------------------------------------------------------------
+    def match_text(self, text: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
+        return self.search("patents", self.text_queries([text])[0], k, method)
+
+    def match_texts(self, texts: list[str], k: int = 10, method: Method = "hybrid") -> list[list[Match]]:
+        """Batch form: encodes all texts in one pass, which is much faster than one by one."""
+        return [self.search("patents", q, k, method) for q in self.text_queries(texts)] if texts else []
+
+    def match_demand(self, demand_id: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
+        return self.search("patents", self.stored_query("demands", demand_id), k, method)
+
+    def match_patent(self, patent_id: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
+        """The reverse direction: which enterprises' demands this patent serves."""
+        return self.search("demands", self.stored_query("patents", patent_id), k, method)
+
+    def search(self, target: Kind, query: Query, k: int, method: Method = "hybrid",
+               fusion: FusionMethod = "rrf") -> list[Match]:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        if not 1 <= k <= self.settings.max_k:
+            raise MatchError(f"k must be between 1 and {self.settings.max_k}, not {k}")
+        snap = self.snapshot(target)
+        depth = max(self.settings.candidates, k)
+        lists: dict[str, Ranked] = {}
+        if method in ("hybrid", "dense"):
+            lists["dense"] = dense_search(snap, query.vector[None, :], depth)[0]
+        if method in ("hybrid", "bm25"):
+            lists["bm25"] = bm25_search(snap, query.tokens, depth)
+        weights = {"dense": self.settings.dense_weight, "bm25": self.settings.bm25_weight}
+        fused = fuse(lists, weights, top=k, method=fusion, k=self.settings.rrf_k)
+        records = self.store.get_by_int_ids(target, [f.int_id for f in fused])
+        df = document_frequencies(snap)
+        out = []
+        for rank, f in enumerate((f for f in fused if f.int_id in records), start=1):
+            rec = records[f.int_id]
+            out.append(Match(
+                id=rec.id, rank=rank, score=round(f.score, 6), title=rec.title,
+                dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
+                dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
+                matched_terms=matched_terms(query.tokens, snap.tokens.get(f.int_id, []), df, snap.size),
+            ))
+        return out
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 6)
