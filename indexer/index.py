@@ -75,10 +75,9 @@ class SyncInputs:
 
     hashes: dict[int, str]  # what the store holds now: int_id → text hash
     fetch_texts: Callable[[Sequence[int]], dict[int, str]]
-    embed: Callable[[list[str]], np.ndarray]  # texts → L2-normalised float32 rows
+    embed: Callable[[list[str]], np.ndarray]  # texts → L2-normalised float32 rows (loads the model only when called)
     tokenize: Callable[[list[str]], list[list[str]]]
-    model: str
-    dim: int
+    model: str  # the encoder's signature: a change forces a rebuild
     extra: dict = field(default_factory=dict)
 
 
@@ -125,11 +124,13 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
         if missing:  # deleted between reading hashes and texts: index what exists, the next sync catches up
             todo = [i for i in todo if i in texts]
         ordered = [texts[i] for i in todo]
-        vectors = inputs.embed(ordered) if ordered else np.zeros((0, inputs.dim), dtype=np.float32)
-        if vectors.shape != (len(todo), inputs.dim):
-            raise IndexStateError(f"the encoder returned shape {vectors.shape}, expected ({len(todo)}, {inputs.dim})")
+        # Deleting only needs no model: the dimension is known from the previous generation.
+        vectors = inputs.embed(ordered) if ordered or old is None else np.zeros((0, old.dense.d), dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(todo) or (old is not None and vectors.shape[1] != old.dense.d):
+            raise IndexStateError(f"the encoder returned shape {vectors.shape} for {len(todo)} texts")
+        dim = vectors.shape[1]
 
-        dense = old.dense if old else _new_dense(inputs.dim)
+        dense = old.dense if old else _new_dense(dim)
         stale = [i for i in todo if i in old_hashes] + removed
         if stale:
             import faiss
@@ -145,7 +146,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
         hashes = {i: want[i] for i in tokens}
 
         manifest = {
-            "format": FORMAT_VERSION, "kind": kind, "model": inputs.model, "dim": inputs.dim,
+            "format": FORMAT_VERSION, "kind": kind, "model": inputs.model, "dim": dim,
             "tokenizer": TOKENIZER_VERSION, "count": len(tokens), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **inputs.extra,
         }
@@ -159,7 +160,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
 
 
 def _compatible_or_none(index_dir: Path, kind: str, inputs: SyncInputs) -> Snapshot | None:
-    """The previous generation if it can be extended; a model, dimension or tokenizer change forces a rebuild."""
+    """The previous generation if it can be extended; a model or tokenizer change forces a rebuild."""
     try:
         snap = load_snapshot(index_dir, kind)
     except IndexStateError:
@@ -167,9 +168,7 @@ def _compatible_or_none(index_dir: Path, kind: str, inputs: SyncInputs) -> Snaps
     if snap is None:
         return None
     m = snap.manifest
-    if (m.get("format"), m.get("model"), m.get("dim"), m.get("tokenizer")) != (
-        FORMAT_VERSION, inputs.model, inputs.dim, TOKENIZER_VERSION
-    ):
+    if (m.get("format"), m.get("model"), m.get("tokenizer")) != (FORMAT_VERSION, inputs.model, TOKENIZER_VERSION):
         return None
     return snap
 

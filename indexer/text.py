@@ -6,7 +6,6 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from indexer.settings import DATASETS_DIR
@@ -19,9 +18,11 @@ STOPWORDS_PATH = DATASETS_DIR / "dict" / "stopwords.txt"
 #: Bump when tokenisation changes: cached token lists and BM25 indexes are keyed by it.
 TOKENIZER_VERSION = "jieba-0.42.1+dict1"
 
-# A token is kept if it has a Han character, or is an alphanumeric term of 2+ chars (e.g. "5G", "PLC", "CBN").
+# A token is kept if it has a Han character, or is an alphanumeric term of 2+ chars (e.g. "5G", "PLC", "CBN");
+# bare numbers ("100", "0.02") are parameter values, which match by accident far more often than by meaning.
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _ALNUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*[a-z0-9+]$")
+_NUMBER = re.compile(r"^[0-9.\-+]+$")
 _lock = threading.Lock()
 _tokenizer: "jieba.Tokenizer | None" = None
 
@@ -63,14 +64,10 @@ def tokenize(text: str) -> list[str]:
         word = word.strip()
         if not word or word in stop:
             continue
-        if _HAN.search(word) or _ALNUM.match(word):
+        if _HAN.search(word) or (_ALNUM.match(word) and not _NUMBER.match(word)):
             out.append(word)
     return out
 
 
 def tokenize_many(texts: list[str]) -> list[list[str]]:
     return [tokenize(t) for t in texts]
-
-
-def load_word_list(path: Path) -> list[str]:
-    return [w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip() and not w.startswith("#")]

@@ -80,12 +80,12 @@ class Engine:
             return self._snapshots[kind][1]
 
     def _check_model(self, snap: index_mod.Snapshot) -> None:
-        from indexer.encoder import load_encoder
+        from indexer.pipeline import model_signature
 
-        if snap.manifest.get("model") != load_encoder(self.settings).name:
+        if snap.manifest.get("model") != model_signature(self.settings):
             raise MatchError(
-                f"the index was built with model {snap.manifest.get('model')!r} but the settings name "
-                f"{self.settings.model!r}; run `ptm index --rebuild`"
+                f"the index was built with {snap.manifest.get('model')!r} but the settings say "
+                f"{model_signature(self.settings)!r}; run `ptm index`"
             )
 
     # ---- queries ----------------------------------------------------------------------------

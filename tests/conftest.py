@@ -43,3 +43,14 @@ def indexed_settings(tmp_path_factory: pytest.TempPathFactory, small_corpus: tup
     ingest_file(s, "demands", small_corpus[1])
     sync_index(s)
     return s
+
+
+@pytest.fixture(scope="module")
+def writable_indexed_settings(tmp_path_factory: pytest.TempPathFactory, indexed_settings: Settings) -> Settings:
+    """A private copy of the indexed workspace, for tests that add or change records."""
+    import shutil
+    from dataclasses import replace
+
+    home = tmp_path_factory.mktemp("writable") / "ws"
+    shutil.copytree(indexed_settings.home, home)
+    return replace(indexed_settings, home=home)

@@ -1,0 +1,141 @@
+"""FastAPI app factory: the REST API over indexer (writes) and matcher.engine (reads)."""
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Annotated
+
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from indexer.records import Demand, Patent, RecordError, check_text, first_error
+from indexer.settings import Settings
+from indexer.store import StoreError
+from matcher.engine import Engine, Match, MatchError, NotFoundError
+
+MAX_BATCH = 5_000
+
+
+class MatchRequest(BaseModel):
+    text: str = Field(description="the demand text, in Chinese", examples=["我们需要一种防爆锂电池的安全技术"])
+    k: int = Field(default=10, ge=1, le=1000)
+
+
+class DemandIn(BaseModel):
+    id: str | None = Field(default=None, description="your own id; generated when absent")
+    title: str = Field(default="", max_length=500)
+    text: str
+    enterprise: str = ""
+    industry: str = ""
+    region: str = ""
+    budget_wan: float | None = Field(default=None, ge=0)
+    contact: str = ""
+
+
+class MatchOut(BaseModel):
+    id: str
+    rank: int
+    score: float
+    title: str
+    dense_rank: int | None
+    bm25_rank: int | None
+    dense_score: float | None
+    bm25_score: float | None
+    matched_terms: list[str]
+
+
+class UpsertOut(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    indexed: int
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    engine = Engine(settings)
+    app = FastAPI(title="Patent transfer matchmaking engine", version="0.1.0",
+                  description="Match enterprise technology demands (企业技术需求) with transferable patents.")
+    app.state.engine = engine
+
+    @app.exception_handler(RecordError)
+    async def _record_error(_: Request, exc: RecordError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", exc.field], "msg": exc.message}]})
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(MatchError)
+    async def _not_ready(_: Request, exc: MatchError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+    @app.get("/health")
+    def health() -> dict:
+        from indexer.index import current_generation
+
+        return {
+            "status": "ok",
+            "patents": engine.store.count("patents"),
+            "demands": engine.store.count("demands"),
+            "index": {k: current_generation(settings.index_dir, k) for k in ("patents", "demands")},
+            "model": settings.model,
+        }
+
+    @app.post("/patents", response_model=UpsertOut, summary="Add or update patents (batch, all or nothing)")
+    def post_patents(patents: Annotated[list[dict], Body(max_length=MAX_BATCH)]) -> UpsertOut:
+        records = [_validate_patent(p, i, settings) for i, p in enumerate(patents)]
+        return _store_and_index("patents", records)
+
+    @app.post("/demands", status_code=201, summary="Post an enterprise technology demand")
+    def post_demand(demand: DemandIn) -> dict:
+        check_text(demand.text, "text", settings.max_text_chars)
+        data = demand.model_dump()
+        data["id"] = demand.id or "D-" + hashlib.sha1(f"{demand.title}\n{demand.text}\n{time.time_ns()}".encode()).hexdigest()[:12]
+        try:
+            record = Demand.model_validate(data)
+        except ValidationError as exc:
+            raise first_error(exc) from exc
+        counts = _store_and_index("demands", [record])
+        return {"id": record.id, "added": counts.added, "updated": counts.updated,
+                "matches": f"/demands/{record.id}/matches"}
+
+    @app.get("/demands/{demand_id}/matches", response_model=list[MatchOut], summary="Ranked patents for a stored demand")
+    def demand_matches(demand_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+        return engine.match_demand(demand_id, k)
+
+    @app.get("/patents/{patent_id}/matches", response_model=list[MatchOut], summary="Demands a stored patent serves")
+    def patent_matches(patent_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+        return engine.match_patent(patent_id, k)
+
+    @app.post("/match", response_model=list[MatchOut], summary="Ranked patents for an ad-hoc demand text")
+    def match(req: MatchRequest) -> list[Match]:
+        return engine.match_text(req.text, req.k)
+
+    def _store_and_index(kind: str, records: list) -> UpsertOut:
+        from indexer.pipeline import sync_index
+
+        counts = engine.store.upsert(kind, records)
+        report = sync_index(settings, kinds=(kind,))[0]
+        return UpsertOut(added=counts.added, updated=counts.updated, unchanged=counts.unchanged, indexed=report.total)
+
+    return app
+
+
+def _validate_patent(raw: dict, position: int, settings: Settings) -> Patent:
+    """Validate one patent of a batch; errors name the item so the client can fix it."""
+    try:
+        record = Patent.model_validate(raw)
+        check_text(record.abstract, "abstract", settings.max_text_chars)
+    except ValidationError as exc:
+        err = first_error(exc)
+        raise RecordError(f"{position}.{err.field}", err.message) from exc
+    except RecordError as exc:
+        raise RecordError(f"{position}.{exc.field}", exc.message) from exc
+    return record

@@ -1,0 +1,73 @@
+"""The HTTP API through TestClient: batch upsert, demands, both match directions, 422s naming the field."""
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.conftest import demo_rows
+
+
+@pytest.fixture(scope="module")
+def client(writable_indexed_settings):
+    return TestClient(create_app(writable_indexed_settings))
+
+
+def test_health(client):
+    body = client.get("/health").json()
+    assert body["status"] == "ok" and body["patents"] >= 80 and body["index"]["patents"]
+
+
+def test_adhoc_match_returns_explained_results(client):
+    r = client.post("/match", json={"text": "需要提高钢材表面的耐磨性能，减少粘钢", "k": 5})
+    assert r.status_code == 200
+    results = r.json()
+    assert len(results) == 5 and results[0]["rank"] == 1
+    assert {"dense_rank", "bm25_rank", "matched_terms", "score", "title"} <= set(results[0])
+
+
+def test_post_demand_then_its_matches_and_the_reverse(client):
+    r = client.post("/demands", json={"title": "电池安全", "text": "我们生产动力电池，想找防止热失控和爆炸的技术", "contact": "王经理 138"})
+    assert r.status_code == 201, r.text
+    did = r.json()["id"]
+    m = client.get(f"/demands/{did}/matches", params={"k": 3})
+    assert m.status_code == 200 and len(m.json()) == 3
+    top_patent = m.json()[0]["id"]
+    rev = client.get(f"/patents/{top_patent}/matches", params={"k": 50}).json()
+    assert did in [x["id"] for x in rev]
+    assert "王经理" not in m.text + str(rev)  # contacts never appear in match results
+
+
+def test_post_patents_batch_is_all_or_nothing(client):
+    before = client.get("/health").json()["patents"]
+    good = {"id": "CN999999999A", "title": "一种新型防爆阀", "abstract": "一种用于锂电池包的防爆阀，包括阀体和泄压膜。"}
+    bad = {"id": "CN999999998A", "title": "无摘要", "abstract": ""}
+    r = client.post("/patents", json=[good, bad])
+    assert r.status_code == 422 and "1.abstract" in str(r.json()["detail"])
+    assert client.get("/health").json()["patents"] == before
+    r = client.post("/patents", json=[good])
+    assert r.status_code == 200 and r.json()["added"] == 1
+    assert client.get("/patents/CN999999999A/matches").status_code == 200
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"k": 5}, "text"),
+    ({"text": "", "k": 5}, "text"),
+    ({"text": "battery safety only in English", "k": 5}, "text"),
+    ({"text": "防爆电池" * 10_000, "k": 5}, "text"),
+    ({"text": "防爆电池", "k": 0}, "k"),
+])
+def test_validation_errors_name_the_field(client, payload, field):
+    r = client.post("/match", json=payload)
+    assert r.status_code == 422
+    assert field in str(r.json()["detail"])
+
+
+def test_unknown_ids_are_404(client):
+    assert client.get("/demands/nope/matches").status_code == 404
+    assert client.get("/patents/nope/matches").status_code == 404
+
+
+def test_openapi_docs(client):
+    assert client.get("/docs").status_code == 200
+    assert "/match" in client.get("/openapi.json").json()["paths"]
