@@ -5,8 +5,7 @@ import hashlib
 import time
 from typing import Annotated
 
-from fastapi import Body, FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 

@@ -186,7 +186,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from indexer.pipeline import ingest_file, sync_index
+    from indexer.pipeline import ingest_file
     from matcher.engine import Engine
 
     print(f"workspace: {settings.home.resolve()}")

@@ -5,7 +5,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from tests.conftest import demo_rows
 
 
 @pytest.fixture(scope="module")
