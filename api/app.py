@@ -105,6 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"id": record.id, "added": counts.added, "updated": counts.updated,
                 "matches": f"/demands/{record.id}/matches"}
 
+    @app.delete("/patents/{patent_id}", summary="Remove a patent (and from the index)")
+    def delete_patent(patent_id: str) -> dict:
+        return _delete_and_index("patents", patent_id)
+
+    @app.delete("/demands/{demand_id}", summary="Remove a demand (and from the index)")
+    def delete_demand(demand_id: str) -> dict:
+        return _delete_and_index("demands", demand_id)
+
     @app.get("/demands/{demand_id}/matches", response_model=list[MatchOut], summary="Ranked patents for a stored demand")
     def demand_matches(demand_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
         return engine.match_demand(demand_id, k)
@@ -123,6 +131,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counts = engine.store.upsert(kind, records)
         report = sync_index(settings, kinds=(kind,))[0]
         return UpsertOut(added=counts.added, updated=counts.updated, unchanged=counts.unchanged, indexed=report.total)
+
+    def _delete_and_index(kind: str, record_id: str) -> dict:
+        from indexer.pipeline import sync_index
+
+        if not engine.store.delete(kind, [record_id]):
+            raise NotFoundError(f"no {kind[:-1]} with id {record_id!r}")
+        report = sync_index(settings, kinds=(kind,))[0]
+        return {"deleted": record_id, "indexed": report.total}
 
     return app
 

@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--skip-invalid", action="store_true", help="import the valid rows even if some are rejected")
     ing.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    de = sub.add_parser("delete", help="remove patents or demands by id (then `ptm index` drops them from the index)")
+    de.add_argument("kind", choices=["patents", "demands"])
+    de.add_argument("ids", nargs="+", metavar="ID")
+
     idx = sub.add_parser("index", help="bring the search indexes in line with the database (incremental)")
     idx.add_argument("--rebuild", action="store_true", help="rebuild from scratch instead of incrementally")
 
@@ -96,6 +100,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if not args.dry_run:
         print("next: `ptm index` to make them searchable")
     return EXIT_OK
+
+
+def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer.pipeline import open_store
+
+    n = open_store(settings).delete(args.kind, args.ids)
+    missing = len(set(args.ids)) - n
+    print(f"deleted {n} {args.kind}" + (f"; {missing} id(s) were not stored" if missing else "") +
+          "; next: `ptm index` to drop them from the index")
+    return EXIT_OK if n else EXIT_USAGE
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
@@ -225,7 +239,7 @@ def _print_rejections(rejected: list) -> None:
         print(f"  … and {len(rejected) - 50} more rejected rows", file=sys.stderr)
 
 
-COMMANDS = {"ingest": cmd_ingest, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
+COMMANDS = {"ingest": cmd_ingest, "delete": cmd_delete, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
             "serve": cmd_serve, "demo": cmd_demo}
 
 if __name__ == "__main__":

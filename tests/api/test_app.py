@@ -70,3 +70,11 @@ def test_unknown_ids_are_404(client):
 def test_openapi_docs(client):
     assert client.get("/docs").status_code == 200
     assert "/match" in client.get("/openapi.json").json()["paths"]
+
+
+def test_delete_removes_from_store_and_index(client):
+    client.post("/patents", json=[{"id": "CN888888888A", "title": "一种茶叶烘干机", "abstract": "一种茶叶烘干机，包括热风炉和多层烘盘。"}])
+    assert "CN888888888A" in [m["id"] for m in client.post("/match", json={"text": "茶叶烘干设备", "k": 20}).json()]
+    assert client.delete("/patents/CN888888888A").status_code == 200
+    assert "CN888888888A" not in [m["id"] for m in client.post("/match", json={"text": "茶叶烘干设备", "k": 20}).json()]
+    assert client.delete("/patents/CN888888888A").status_code == 404

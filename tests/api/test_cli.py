@@ -117,3 +117,14 @@ def test_match_before_indexing_says_what_to_do(capsys, home):
 def test_unknown_ids_are_named(capsys, indexed_settings):
     code, _, err = run(capsys, "--home", str(indexed_settings.home), "match", "--patent", "CN000000000A")
     assert code == 2 and "CN000000000A" in err
+
+
+def test_delete_then_index_drops_the_patent(capsys, home, small_corpus):
+    run(capsys, "--home", home, "ingest", "patents", str(small_corpus[0]))
+    pid = demo_rows("patents", 1)[0]["id"]
+    code, out, _ = run(capsys, "--home", home, "delete", "patents", pid, "nope")
+    assert code == 0 and "deleted 1" in out and "1 id(s) were not stored" in out
+    run(capsys, "--home", home, "index")
+    code, out, _ = run(capsys, "--home", home, "match", "--text", "防爆电池", "-k", "100", "--json")
+    ids = [m["id"] for m in json.loads(out)]
+    assert len(ids) == 79 and pid not in ids
