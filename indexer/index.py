@@ -78,7 +78,12 @@ class SyncInputs:
     embed: Callable[[list[str]], np.ndarray]  # texts → L2-normalised float32 rows (loads the model only when called)
     tokenize: Callable[[list[str]], list[list[str]]]
     model: str  # the encoder's signature: a change forces a rebuild
+    tokenizer: str = "jieba"  # which tokenisation the token lists hold: a change forces a rebuild
     extra: dict = field(default_factory=dict)
+
+
+def tokenizer_signature(name: str) -> str:
+    return f"{TOKENIZER_VERSION}:{name}"
 
 
 def kind_dir(index_dir: Path, kind: str) -> Path:
@@ -147,7 +152,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
 
         manifest = {
             "format": FORMAT_VERSION, "kind": kind, "model": inputs.model, "dim": dim,
-            "tokenizer": TOKENIZER_VERSION, "count": len(tokens), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "tokenizer": tokenizer_signature(inputs.tokenizer), "count": len(tokens), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **inputs.extra,
         }
         gen = _write_generation(base, manifest, dense, tokens, hashes)
@@ -168,7 +173,9 @@ def _compatible_or_none(index_dir: Path, kind: str, inputs: SyncInputs) -> Snaps
     if snap is None:
         return None
     m = snap.manifest
-    if (m.get("format"), m.get("model"), m.get("tokenizer")) != (FORMAT_VERSION, inputs.model, TOKENIZER_VERSION):
+    if (m.get("format"), m.get("model"), m.get("tokenizer")) != (
+        FORMAT_VERSION, inputs.model, tokenizer_signature(inputs.tokenizer)
+    ):
         return None
     return snap
 

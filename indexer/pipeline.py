@@ -62,10 +62,11 @@ def ingest_file(settings: Settings, kind: Kind, path: Path, *, dry_run: bool = F
 def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: bool = False) -> list[index_mod.SyncReport]:
     """Incremental unless `rebuild`: only new or changed texts are tokenised and embedded (and embeddings are cached)."""
     from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
-    from indexer.text import tokenize_many
+    from indexer.text import get_tokenizer
 
     store = open_store(settings)
     cache = EmbeddingCache(settings.home / "cache" / "embeddings.sqlite")
+    tokenizer = get_tokenizer(settings.tokenizer)
     reports = []
     for kind in kinds:
         role = EMBED_ROLE[kind]
@@ -74,8 +75,9 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
             fetch_texts=lambda ids, kind=kind: store.texts(kind, ids),
             # The model is loaded lazily: a sync with nothing new to embed starts in well under a second.
             embed=lambda texts, role=role: encode_cached(load_encoder(settings), cache, texts, role),
-            tokenize=tokenize_many,
+            tokenize=lambda texts: [tokenizer(t) for t in texts],
             model=model_signature(settings),
+            tokenizer=settings.tokenizer,
             extra={"role": role},
         )
         reports.append(index_mod.sync(settings.index_dir, kind, inputs, rebuild=rebuild))

@@ -13,6 +13,8 @@ DATASETS_DIR = REPO_ROOT / "datasets"
 BUNDLED_MODEL = "bundled:multilingual-e5-small"
 
 Precision = Literal["auto", "fp32", "bf16"]
+Tokenizer = Literal["jieba", "jieba-nodict", "jieba-nostop", "bigram"]
+Fusion = Literal["rrf", "score"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,9 @@ class Settings:
     # Where converted bundled weights are kept (shared between workspaces).
     model_cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ptm")
     # Hybrid retrieval.
+    tokenizer: Tokenizer = "jieba"  # BM25 tokenisation (indexer/text.py); a change re-tokenises on `ptm index`
+    clean_demands: bool = False  # drop non-technical demand sections (matcher/query.py) before matching
+    fusion: Fusion = "rrf"
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60
@@ -56,7 +61,7 @@ class Settings:
             if raw is None:
                 continue
             default = getattr(cls(), f.name)
-            values[f.name] = type(default)(raw) if not isinstance(default, Path) else Path(raw)
+            values[f.name] = _parse_env(raw, default)
         if home is not None:
             values["home"] = Path(home)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -65,9 +70,23 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        for name, allowed in (("tokenizer", Tokenizer), ("fusion", Fusion)):
+            options = allowed.__args__
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {', '.join(options)}, not {getattr(self, name)!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be one of 'auto', 'fp32', 'bf16', not {self.precision!r}")
         if self.dense_weight < 0 or self.bm25_weight < 0 or self.dense_weight + self.bm25_weight == 0:
             raise ValueError("dense_weight and bm25_weight must be >= 0 and not both 0")
         if self.rrf_k < 1 or self.candidates < 1 or self.batch_size < 1:
             raise ValueError("rrf_k, candidates and batch_size must be >= 1")
+
+
+def _parse_env(raw: str, default: object) -> object:
+    if isinstance(default, bool):  # bool("0") is True; spell the accepted values out instead
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"expected a boolean (1/0, true/false), not {raw!r}")
+    return Path(raw) if isinstance(default, Path) else type(default)(raw)

@@ -11,9 +11,10 @@ from indexer import index as index_mod
 from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
-from indexer.text import tokenize
+from indexer.text import get_tokenizer
 from matcher.explain import document_frequencies, matched_terms
-from matcher.fuse import FusionMethod, fuse
+from matcher.fuse import Fused, fuse
+from matcher.query import clean_demand
 from matcher.retrieve import Ranked, bm25_search, dense_search
 
 Method = Literal["hybrid", "dense", "bm25"]
@@ -94,8 +95,11 @@ class Engine:
 
         for t in texts:
             check_text(t, "text", self.settings.max_text_chars)
+        if self.settings.clean_demands:
+            texts = [clean_demand(t) for t in texts]
         vectors = load_encoder(self.settings).encode_queries(texts)
-        return [Query(v, tokenize(t)) for v, t in zip(vectors, texts)]
+        tokenizer = get_tokenizer(self.settings.tokenizer)
+        return [Query(v, tokenizer(t)) for v, t in zip(vectors, texts)]
 
     def stored_query(self, kind: Kind, record_id: str) -> Query:
         """A stored record as a query, reusing its indexed vector and tokens (no re-encoding)."""
@@ -124,33 +128,37 @@ class Engine:
         """The reverse direction: which enterprises' demands this patent serves."""
         return self.search("demands", self.stored_query("patents", patent_id), k, method)
 
-    def search(self, target: Kind, query: Query, k: int, method: Method = "hybrid",
-               fusion: FusionMethod = "rrf") -> list[Match]:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    def search(self, target: Kind, query: Query, k: int, method: Method = "hybrid") -> list[Match]:
         if not 1 <= k <= self.settings.max_k:
             raise MatchError(f"k must be between 1 and {self.settings.max_k}, not {k}")
         snap = self.snapshot(target)
-        depth = max(self.settings.candidates, k)
-        lists: dict[str, Ranked] = {}
-        if method in ("hybrid", "dense"):
-            lists["dense"] = dense_search(snap, query.vector[None, :], depth)[0]
-        if method in ("hybrid", "bm25"):
-            lists["bm25"] = bm25_search(snap, query.tokens, depth)
-        weights = {"dense": self.settings.dense_weight, "bm25": self.settings.bm25_weight}
-        fused = fuse(lists, weights, top=k, method=fusion, k=self.settings.rrf_k)
+        fused = rank_candidates(snap, query, k, method, self.settings)
         records = self.store.get_by_int_ids(target, [f.int_id for f in fused])
         df = document_frequencies(snap)
         out = []
-        for rank, f in enumerate((f for f in fused if f.int_id in records), start=1):
+        for position, f in enumerate((f for f in fused if f.int_id in records), start=1):
             rec = records[f.int_id]
             out.append(Match(
-                id=rec.id, rank=rank, score=round(f.score, 6), title=rec.title,
+                id=rec.id, rank=position, score=round(f.score, 6), title=rec.title,
                 dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
                 dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
                 matched_terms=matched_terms(query.tokens, snap.tokens.get(f.int_id, []), df, snap.size),
             ))
         return out
+
+
+def rank_candidates(snap: index_mod.Snapshot, query: Query, k: int, method: Method, settings: Settings) -> list[Fused]:
+    """Hybrid ranking on one snapshot: each retriever's top `candidates`, fused. Pure: no store, no I/O."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    depth = max(settings.candidates, k)
+    lists: dict[str, Ranked] = {}
+    if method in ("hybrid", "dense"):
+        lists["dense"] = dense_search(snap, query.vector[None, :], depth)[0]
+    if method in ("hybrid", "bm25"):
+        lists["bm25"] = bm25_search(snap, query.tokens, depth)
+    weights = {"dense": settings.dense_weight, "bm25": settings.bm25_weight}
+    return fuse(lists, weights, top=k, method=settings.fusion, k=settings.rrf_k)
 
 
 def _round(x: float | None) -> float | None:

@@ -39,3 +39,21 @@ def test_stop_list_has_no_technical_content_words():
 def test_empty_and_punctuation_only_text():
     assert tokenize("") == []
     assert tokenize("，。！？；：、") == []
+
+
+def test_bigrams_and_dispatcher():
+    from indexer.text import bigram_tokens, get_tokenizer
+
+    assert bigram_tokens("锂电池 PLC 100") == ["锂电", "电池", "plc"]
+    assert get_tokenizer("bigram") is bigram_tokens
+    import pytest
+
+    with pytest.raises(ValueError, match="jieba, jieba-nodict, jieba-nostop, bigram"):
+        get_tokenizer("whitespace")
+
+
+def test_user_dictionary_changes_segmentation():
+    from indexer.text import jieba_tokens
+
+    text = "一元羧酸与三元环"
+    assert "一元羧酸" in jieba_tokens(text) and "一元羧酸" not in jieba_tokens(text, userdict=False)
