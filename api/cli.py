@@ -181,7 +181,7 @@ def read_demand_lines(path: Path, max_chars: int) -> list[tuple[str, str]]:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from matcher.evaluate import format_results, run_eval
+    from matcher.experiment import format_results, run_eval
 
     results = run_eval(settings, args.corpus, args.queries, args.qrels)
     print(format_results(results))

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +41,17 @@ class Snapshot:
     int_ids: np.ndarray  # BM25 row → int_id
     hashes: dict[int, str]
     tokens: dict[int, list[str]]
+    _df: Counter | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.int_ids)
+
+    def document_frequencies(self) -> Counter:
+        """Term → number of documents containing it (computed once per snapshot)."""
+        if self._df is None:
+            self._df = Counter(t for toks in self.tokens.values() for t in set(toks))
+        return self._df
 
     def vector(self, int_id: int) -> np.ndarray | None:
         try:

@@ -12,7 +12,7 @@ from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
 from indexer.text import get_tokenizer
-from matcher.explain import document_frequencies, matched_terms
+from matcher.explain import matched_terms
 from matcher.fuse import Fused, fuse
 from matcher.query import clean_demand
 from matcher.retrieve import Ranked, bm25_search, dense_search
@@ -134,7 +134,7 @@ class Engine:
         snap = self.snapshot(target)
         fused = rank_candidates(snap, query, k, method, self.settings)
         records = self.store.get_by_int_ids(target, [f.int_id for f in fused])
-        df = document_frequencies(snap)
+        df = snap.document_frequencies()
         out = []
         for position, f in enumerate((f for f in fused if f.int_id in records), start=1):
             rec = records[f.int_id]

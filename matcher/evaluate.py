@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import csv
-import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from indexer.settings import Settings
 
 Qrels = dict[str, dict[str, int]]  # query id → {doc id: grade > 0}
 
@@ -82,40 +80,19 @@ def read_qrels(path: Path) -> Qrels:
 
 
 def read_queries(path: Path) -> dict[str, str]:
-    from api.cli import read_demand_lines  # the same validation as `ptm match --demands`
+    """Demand id → title。text, validated as `ptm match --demands` validates its input."""
+    from api.cli import read_demand_lines
 
     return dict(read_demand_lines(path, 100_000))
 
 
-def run_eval(settings: Settings, corpus: Path, queries: Path, qrels_path: Path, k: int = 100) -> dict:
-    """Index `corpus` in its own workspace (embeddings cached across runs) and score every method."""
-    from indexer.pipeline import ingest_file, sync_index
-    from matcher.engine import METHODS, Engine
-
-    digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()[:12]
-    ws = replace(settings, home=settings.home / "eval" / digest)
-    ingest_file(ws, "patents", corpus)
-    sync_index(ws, kinds=("patents",))
-    qrels, texts = read_qrels(qrels_path), read_queries(queries)
-    unknown = sorted(set(qrels) - set(texts))
-    if unknown:
-        raise ValueError(f"{qrels_path} names demands missing from {queries}: {', '.join(unknown[:5])}")
-    engine = Engine(ws)
-    ids = list(texts)
-    encoded = engine.text_queries([texts[i] for i in ids])
-    results: dict = {"corpus": str(corpus), "queries": len(ids), "judged": sum(1 for q in qrels.values() if q),
-                     "unanswerable": sum(1 for q in ids if not qrels.get(q)), "methods": {}}
-    for method in METHODS:
-        rankings = {q: [m.id for m in engine.search("patents", e, k, method)] for q, e in zip(ids, encoded)}
-        results["methods"][method] = evaluate_rankings(rankings, qrels)
-    return results
-
-
-def format_results(results: dict) -> str:
-    names = list(METRICS)
-    lines = [f"corpus {results['corpus']}: {results['queries']} demands, {results['judged']} with relevant patents, "
-             f"{results['unanswerable']} with none", f"{'method':<8} " + " ".join(f"{n:>9}" for n in names)]
-    for method, scores in results["methods"].items():
-        lines.append(f"{method:<8} " + " ".join(f"{scores[n]:>9.4f}" for n in names))
-    return "\n".join(lines)
-
+def read_splits(path: Path) -> dict[str, str]:
+    """Demand id → its `split` field ("tune" / "test"), for files that carry one."""
+    out = {}
+    with open(path, encoding="utf-8-sig") as fh:
+        for line in fh:
+            if line.strip():
+                obj = json.loads(line)
+                if obj.get("split"):
+                    out[str(obj["id"])] = str(obj["split"])
+    return out

@@ -1,24 +1,14 @@
-"""Why a candidate is there: the shared key terms of query and candidate, weighted by rarity in the corpus."""
+"""Why a candidate is there: shared key terms (rarest first) with their positions, and a 强/中/弱 quality label."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
+from typing import Literal
 
-from indexer.index import Snapshot
+from indexer.text import normalize_text
 
-_DF_CACHE: dict[str, Counter] = {}
-
-
-def document_frequencies(snapshot: Snapshot) -> Counter:
-    """Term → number of documents containing it; computed once per loaded generation."""
-    key = str(snapshot.path)
-    if key not in _DF_CACHE:
-        _DF_CACHE.clear()  # one live generation per kind matters; older ones would only leak memory
-        df: Counter = Counter()
-        for toks in snapshot.tokens.values():
-            df.update(set(toks))
-        _DF_CACHE[key] = df
-    return _DF_CACHE[key]
+Quality = Literal["强", "中", "弱"]
 
 
 def matched_terms(query_tokens: list[str], doc_tokens: list[str], df: Counter, n_docs: int, limit: int = 8) -> list[str]:
@@ -28,3 +18,32 @@ def matched_terms(query_tokens: list[str], doc_tokens: list[str], df: Counter, n
     shared = {t for t in shared if len(t) > 1}
     idf = {t: math.log((n_docs + 1) / (df.get(t, 0) + 0.5)) for t in shared}
     return sorted(shared, key=lambda t: (-idf[t], t))[:limit]
+
+
+def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
+    """Non-overlapping (start, end) character spans of `terms` in `text`, longest term first, in text order."""
+    if not terms:
+        return []
+    folded = normalize_text(text)
+    if len(folded) != len(text):  # NFKC changed lengths (rare ligatures): fall back to plain lower-casing
+        folded = text.lower()
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(set(terms), key=len, reverse=True)))
+    return [(m.start(), m.end()) for m in pattern.finditer(folded)]
+
+
+def mark(text: str, terms: list[str], left: str = "【", right: str = "】") -> str:
+    """`text` with each shared term wrapped in markers (for the terminal; the web UI uses the spans)."""
+    out, last = [], 0
+    for s, e in highlight_spans(text, terms):
+        out += [text[last:s], left, text[s:e], right]
+        last = e
+    return "".join(out + [text[last:]])
+
+
+def quality_label(dense_score: float | None, strong: float, medium: float) -> Quality:
+    """强 / 中 / 弱 from the cosine similarity; thresholds are calibrated on the dev set (`ptm eval`)."""
+    if dense_score is None:
+        return "弱"
+    if dense_score >= strong:
+        return "强"
+    return "中" if dense_score >= medium else "弱"

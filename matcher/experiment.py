@@ -1,0 +1,157 @@
+"""The `ptm eval` runner: index a corpus once, score every retrieval variant (the quality levers) per split."""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from indexer import index as index_mod
+from indexer.settings import Settings
+from indexer.text import get_tokenizer
+from matcher.engine import Method, Query, rank_candidates
+from matcher.evaluate import METRICS, evaluate_rankings, read_qrels, read_queries, read_splits
+from matcher.query import clean_demand
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of ranking: a retrieval method plus settings overrides and the experiment-only levers."""
+
+    name: str
+    method: Method = "hybrid"
+    overrides: dict = field(default_factory=dict)  # Settings fields (tokenizer, clean_demands, fusion, weights …)
+    title_boost: int = 1  # the title counted this many times in each BM25 document (field weighting)
+    prf_docs: int = 0  # pseudo-relevance feedback from this many top documents (0 = off)
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("bm25 jieba", "bm25"),
+    Variant("bm25 bigram", "bm25", {"tokenizer": "bigram"}),
+    Variant("dense", "dense"),
+    Variant("hybrid", "hybrid"),
+    Variant("hybrid bigram-bm25", overrides={"tokenizer": "bigram"}),
+    Variant("hybrid no-userdict", overrides={"tokenizer": "jieba-nodict"}),
+    Variant("hybrid no-stoplist", overrides={"tokenizer": "jieba-nostop"}),
+    Variant("hybrid +clean", overrides={"clean_demands": True}),
+    Variant("hybrid score-fusion", overrides={"fusion": "score"}),
+    Variant("hybrid dense2:bm25", overrides={"dense_weight": 2.0}),
+    Variant("hybrid bm25x2", overrides={"bm25_weight": 2.0}),
+    Variant("hybrid title x2", title_boost=2),
+    Variant("hybrid +prf", prf_docs=3),
+)
+
+
+@dataclass
+class Corpus:
+    """The indexed corpus plus lazily built BM25 variants, keyed by (tokenizer, title boost)."""
+
+    snapshot: index_mod.Snapshot
+    titles: dict[int, str]
+    bodies: dict[int, str]
+    ids: dict[int, str]
+    production_tokenizer: str
+    _variants: dict[tuple[str, int], index_mod.Snapshot] = field(default_factory=dict)
+
+    def bm25_variant(self, tokenizer: str, title_boost: int) -> index_mod.Snapshot:
+        key = (tokenizer, title_boost)
+        if key == (self.production_tokenizer, 1):
+            return self.snapshot
+        if key not in self._variants:
+            tok = get_tokenizer(tokenizer)
+            order = self.snapshot.int_ids.tolist()
+            tokens = {i: tok("。".join([self.titles[i]] * title_boost + [self.bodies[i]])) for i in order}
+            bm25 = index_mod.build_bm25([tokens[i] for i in order])
+            self._variants[key] = replace(self.snapshot, bm25=bm25, tokens=tokens, _df=None)
+        return self._variants[key]
+
+
+def load_corpus(settings: Settings, corpus: Path) -> tuple[Settings, Corpus]:
+    """Ingest and index `corpus` in its own workspace under the home (embeddings are cached across runs)."""
+    from indexer.pipeline import ingest_file, open_store, sync_index
+
+    digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()[:12]
+    ws = replace(settings, home=settings.home / "eval" / digest)
+    ingest_file(ws, "patents", corpus)
+    sync_index(ws, kinds=("patents",))
+    snap = index_mod.load_snapshot(ws.index_dir, "patents")
+    records = open_store(ws).get_by_int_ids("patents", snap.int_ids.tolist())
+    return ws, Corpus(snap, {i: r.title for i, r in records.items()}, {i: r.abstract for i, r in records.items()},
+                      {i: r.id for i, r in records.items()}, ws.tokenizer)
+
+
+def encode_queries(settings: Settings, texts: list[str]) -> np.ndarray:
+    from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
+
+    cache = EmbeddingCache(settings.home / "cache" / "embeddings.sqlite")
+    return encode_cached(load_encoder(settings), cache, texts, "query")
+
+
+def expand(query: Query, snap: index_mod.Snapshot, top: list[int], n_terms: int = 10, beta: float = 0.5) -> Query:
+    """Pseudo-relevance feedback: Rocchio on the vector, and the top docs' most distinctive terms on the tokens."""
+    vecs = np.stack([snap.vector(i) for i in top])
+    v = query.vector + beta * vecs.mean(axis=0)
+    df = snap.document_frequencies()
+    tf = Counter(t for i in top for t in snap.tokens[i] if len(t) > 1)
+    n = snap.size
+    weight = {t: c * math.log((n + 1) / (df.get(t, 0) + 0.5)) for t, c in tf.items() if t not in query.tokens}
+    extra = sorted(weight, key=lambda t: -weight[t])[:n_terms]
+    return Query(v / np.linalg.norm(v), query.tokens + extra)
+
+
+def run_variant(variant: Variant, base: Settings, corpus: Corpus, texts: dict[str, str],
+                vectors: dict[str, np.ndarray], k: int = 100) -> dict[str, list[str]]:
+    """Rankings (record ids, best first) of every query under one variant."""
+    settings = replace(base, **variant.overrides)
+    snap = corpus.bm25_variant(settings.tokenizer, variant.title_boost)
+    tok = get_tokenizer(settings.tokenizer)
+    rankings = {}
+    for qid, raw in texts.items():
+        text = clean_demand(raw) if settings.clean_demands else raw
+        query = Query(vectors[text], tok(text))
+        if variant.prf_docs:
+            first = rank_candidates(snap, query, variant.prf_docs, variant.method, settings)
+            query = expand(query, snap, [f.int_id for f in first])
+        rankings[qid] = [corpus.ids[f.int_id] for f in rank_candidates(snap, query, k, variant.method, settings)]
+    return rankings
+
+
+def run_eval(settings: Settings, corpus_path: Path, queries: Path, qrels_path: Path,
+             variants: tuple[Variant, ...] = VARIANTS) -> dict:
+    """Every variant's metrics, overall and per split (when the queries carry a `split` field)."""
+    ws, corpus = load_corpus(settings, corpus_path)
+    qrels, texts, splits = read_qrels(qrels_path), read_queries(queries), read_splits(queries)
+    unknown = sorted(set(qrels) - set(texts))
+    if unknown:
+        raise ValueError(f"{qrels_path} names demands missing from {queries}: {', '.join(unknown[:5])}")
+    needed = sorted(set(texts.values()) | {clean_demand(t) for t in texts.values()})
+    vectors = dict(zip(needed, encode_queries(ws, needed)))
+    groups = {"all": list(texts)} | {s: [q for q in texts if splits.get(q) == s] for s in sorted(set(splits.values()))}
+    results: dict = {
+        "corpus": str(corpus_path), "patents": corpus.snapshot.size, "queries": len(texts),
+        "judged": sum(1 for q in texts if qrels.get(q)), "unanswerable": sum(1 for q in texts if not qrels.get(q)),
+        "splits": {g: len(qs) for g, qs in groups.items()}, "metrics": list(METRICS), "variants": {},
+    }
+    for variant in variants:
+        rankings = run_variant(variant, ws, corpus, texts, vectors)
+        results["variants"][variant.name] = {
+            g: evaluate_rankings({q: rankings[q] for q in qs}, {q: qrels.get(q, {}) for q in qs})
+            for g, qs in groups.items() if any(qrels.get(q) for q in qs)
+        }
+    return results
+
+
+def format_results(results: dict) -> str:
+    names = results["metrics"]
+    lines = [f"corpus {results['corpus']}: {results['patents']} patents; {results['queries']} demands "
+             f"({results['judged']} with relevant patents, {results['unanswerable']} with none); splits {results['splits']}"]
+    for group in results["splits"]:
+        lines.append(f"\n[{group}]")
+        lines.append(f"{'variant':<22} " + " ".join(f"{n:>9}" for n in names))
+        for name, per_group in results["variants"].items():
+            if group in per_group:
+                lines.append(f"{name:<22} " + " ".join(f"{per_group[group][n]:>9.4f}" for n in names))
+    return "\n".join(lines)
