@@ -43,6 +43,7 @@ class MatchOut(BaseModel):
     dense_score: float | None
     bm25_score: float | None
     matched_terms: list[str]
+    quality: str = Field(description="强 / 中 / 弱; no result above 弱 means no good match")
 
 
 class UpsertOut(BaseModel):

@@ -220,15 +220,20 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def format_table(header: str, matches: list) -> str:
+    from matcher.engine import no_good_match
+
     if not matches:
         return f"{header}\n  (no candidates)"
-    lines = [header, f"{'#':>3}  {'score':>8}  {'dense':>5}  {'bm25':>5}  {'id':<34}  title / matched terms"]
+    lines = [header]
+    if no_good_match(matches):
+        lines.append("  没有合适的匹配 (no good match): no candidate reaches 中; the closest ones are listed for reference")
+    lines.append(f"{'#':>3}  质量  {'score':>8}  {'dense':>5}  {'bm25':>5}  {'id':<34}  title / matched terms")
     for m in matches:
         dr = "-" if m.dense_rank is None else str(m.dense_rank)
         br = "-" if m.bm25_rank is None else str(m.bm25_rank)
-        lines.append(f"{m.rank:>3}  {m.score:>8.4f}  {dr:>5}  {br:>5}  {m.id:<34}  {m.title[:40]}")
+        lines.append(f"{m.rank:>3}  {m.quality}    {m.score:>8.4f}  {dr:>5}  {br:>5}  {m.id:<34}  {m.title[:40]}")
         if m.matched_terms:
-            lines.append(f"{'':>62}  共同词: {'、'.join(m.matched_terms)}")
+            lines.append(f"{'':>66}共同词: {'、'.join(m.matched_terms)}")
     return "\n".join(lines)
 
 

@@ -12,10 +12,11 @@ from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
 from indexer.text import get_tokenizer
-from matcher.explain import matched_terms
+from matcher.explain import Quality, matched_terms, quality_label
 from matcher.fuse import Fused, fuse
 from matcher.query import clean_demand
-from matcher.retrieve import Ranked, bm25_search, dense_search
+from matcher.filters import Filters
+from matcher.retrieve import Allowed, Ranked, bm25_search, dense_search
 
 Method = Literal["hybrid", "dense", "bm25"]
 METHODS: tuple[Method, ...] = ("hybrid", "dense", "bm25")
@@ -42,6 +43,7 @@ class Match:
     dense_score: float | None = None
     bm25_score: float | None = None
     matched_terms: list[str] = field(default_factory=list)
+    quality: Quality = "弱"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,28 +116,46 @@ class Engine:
         return Query(vec, snap.tokens[int_id])
 
     # ---- matching ---------------------------------------------------------------------------
-    def match_text(self, text: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
-        return self.search("patents", self.text_queries([text])[0], k, method)
+    def match_text(self, text: str, k: int = 10, method: Method = "hybrid", filters: Filters | None = None) -> Matches:
+        return self.search("patents", self.text_queries([text])[0], k, method, filters)
 
-    def match_texts(self, texts: list[str], k: int = 10, method: Method = "hybrid") -> list[list[Match]]:
+    def match_texts(self, texts: list[str], k: int = 10, method: Method = "hybrid",
+                    filters: Filters | None = None) -> list[Matches]:
         """Batch form: encodes all texts in one pass, which is much faster than one by one."""
-        return [self.search("patents", q, k, method) for q in self.text_queries(texts)] if texts else []
+        allowed = self.allowed("patents", filters)  # one SQL query and one FAISS selector for the whole batch
+        return [self.search("patents", q, k, method, allowed=allowed) for q in self.text_queries(texts)] if texts else []
 
-    def match_demand(self, demand_id: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
-        return self.search("patents", self.stored_query("demands", demand_id), k, method)
+    def match_demand(self, demand_id: str, k: int = 10, method: Method = "hybrid", filters: Filters | None = None) -> Matches:
+        return self.search("patents", self.stored_query("demands", demand_id), k, method, filters)
 
-    def match_patent(self, patent_id: str, k: int = 10, method: Method = "hybrid") -> list[Match]:
+    def match_patent(self, patent_id: str, k: int = 10, method: Method = "hybrid") -> Matches:
         """The reverse direction: which enterprises' demands this patent serves."""
         return self.search("demands", self.stored_query("patents", patent_id), k, method)
 
-    def search(self, target: Kind, query: Query, k: int, method: Method = "hybrid") -> list[Match]:
+    def allowed(self, target: Kind, filters: Filters | None) -> Allowed | None:
+        """The patents `filters` lets through (one parameterised SQL query), prepared for the live snapshot."""
+        if filters is None or not filters.active:
+            return None
+        if target != "patents":
+            raise MatchError("filters apply to patents only; matching a patent to demands takes none")
+        where, params = filters.to_sql()
+        return Allowed.build(self.snapshot(target), self.store.select_int_ids(target, where, params))
+
+    def search(self, target: Kind, query: Query, k: int, method: Method = "hybrid",
+               filters: Filters | None = None, allowed: Allowed | None = None) -> Matches:
+        """`filters` restrict the candidates inside both retrievers; `allowed` is the same, already resolved
+        (batch callers resolve once)."""
         if not 1 <= k <= self.settings.max_k:
             raise MatchError(f"k must be between 1 and {self.settings.max_k}, not {k}")
+        if allowed is None:
+            allowed = self.allowed(target, filters)
         snap = self.snapshot(target)
-        fused = rank_candidates(snap, query, k, method, self.settings)
+        if allowed is not None and not allowed.fits(snap):  # `ptm index` published a new generation meanwhile
+            allowed = Allowed.build(snap, allowed.ids)
+        fused, best_dense = rank_candidates(snap, query, k, method, self.settings, allowed)
         records = self.store.get_by_int_ids(target, [f.int_id for f in fused])
         df = snap.document_frequencies()
-        out = []
+        out: list[Match] = []
         for position, f in enumerate((f for f in fused if f.int_id in records), start=1):
             rec = records[f.int_id]
             out.append(Match(
@@ -143,22 +163,44 @@ class Engine:
                 dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
                 dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
                 matched_terms=matched_terms(query.tokens, snap.tokens.get(f.int_id, []), df, snap.size),
+                quality=quality_label(f.scores.get("dense"), self.settings.strong_threshold, self.settings.medium_threshold),
             ))
-        return out
+        return Matches(out, best_dense, self.settings.medium_threshold)
 
 
-def rank_candidates(snap: index_mod.Snapshot, query: Query, k: int, method: Method, settings: Settings) -> list[Fused]:
-    """Hybrid ranking on one snapshot: each retriever's top `candidates`, fused. Pure: no store, no I/O."""
+class Matches(list):
+    """Ranked matches plus the verdict on the whole list, which does not depend on how many are shown."""
+
+    def __init__(self, items: list[Match], best_dense: float | None, medium_threshold: float):
+        super().__init__(items)
+        self.best_dense = best_dense
+        # Nothing among all dense candidates reaches 中: the corpus does not serve this demand.
+        self.no_good_match = best_dense is None or best_dense < medium_threshold
+
+
+def no_good_match(matches: list[Match]) -> bool:
+    if isinstance(matches, Matches):
+        return matches.no_good_match
+    return not any(m.quality in ("强", "中") for m in matches)
+
+
+def rank_candidates(snap: index_mod.Snapshot, query: Query, k: int, method: Method,
+                    settings: Settings, allowed: Allowed | None = None) -> tuple[list[Fused], float | None]:
+    """Hybrid ranking on one snapshot: each retriever's top `candidates`, fused; plus the best dense cosine
+    (what the no-good-match verdict rests on). `allowed` restricts both retrievers. Pure: no store, no I/O."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     depth = max(settings.candidates, k)
+    # The dense list is always computed: even a BM25-only ranking gets a quality verdict.
+    dense = dense_search(snap, query.vector[None, :], depth, allowed)[0]
+    best_dense = float(dense.scores[0]) if len(dense) else None
     lists: dict[str, Ranked] = {}
     if method in ("hybrid", "dense"):
-        lists["dense"] = dense_search(snap, query.vector[None, :], depth)[0]
+        lists["dense"] = dense
     if method in ("hybrid", "bm25"):
-        lists["bm25"] = bm25_search(snap, query.tokens, depth)
+        lists["bm25"] = bm25_search(snap, query.tokens, depth, allowed)
     weights = {"dense": settings.dense_weight, "bm25": settings.bm25_weight}
-    return fuse(lists, weights, top=k, method=settings.fusion, k=settings.rrf_k)
+    return fuse(lists, weights, top=k, method=settings.fusion, k=settings.rrf_k), best_dense
 
 
 def _round(x: float | None) -> float | None:

@@ -102,21 +102,70 @@ def expand(query: Query, snap: index_mod.Snapshot, top: list[int], n_terms: int 
     return Query(v / np.linalg.norm(v), query.tokens + extra)
 
 
+@dataclass
+class Run:
+    rankings: dict[str, list[str]]  # query → record ids, best first
+    best_dense: dict[str, float]  # query → best dense cosine in the corpus
+    cosines: dict[str, list[float]]  # query → dense cosine of each ranked result (nan when not dense-retrieved)
+
+
 def run_variant(variant: Variant, base: Settings, corpus: Corpus, texts: dict[str, str],
-                vectors: dict[str, np.ndarray], k: int = 100) -> dict[str, list[str]]:
+                vectors: dict[str, np.ndarray], k: int = 100) -> Run:
     """Rankings (record ids, best first) of every query under one variant."""
     settings = replace(base, **variant.overrides)
     snap = corpus.bm25_variant(settings.tokenizer, variant.title_boost)
     tok = get_tokenizer(settings.tokenizer)
-    rankings = {}
+    run = Run({}, {}, {})
     for qid, raw in texts.items():
         text = clean_demand(raw) if settings.clean_demands else raw
         query = Query(vectors[text], tok(text))
         if variant.prf_docs:
-            first = rank_candidates(snap, query, variant.prf_docs, variant.method, settings)
+            first, _ = rank_candidates(snap, query, variant.prf_docs, variant.method, settings)
             query = expand(query, snap, [f.int_id for f in first])
-        rankings[qid] = [corpus.ids[f.int_id] for f in rank_candidates(snap, query, k, variant.method, settings)]
-    return rankings
+        fused, best = rank_candidates(snap, query, k, variant.method, settings)
+        run.rankings[qid] = [corpus.ids[f.int_id] for f in fused]
+        run.best_dense[qid] = best if best is not None else float("nan")
+        run.cosines[qid] = [f.scores.get("dense", float("nan")) for f in fused]
+    return run
+
+
+def calibrate(run: Run, qrels: dict, tune: list[str], test: list[str], precision_strong: float = 0.8) -> dict:
+    """Thresholds for 强/中 and the no-good-match verdict, fitted on `tune` and measured on `test`.
+
+    中 (and "no good match" below it): the best-dense-cosine cut that best separates demands with a relevant
+    patent from those without (balanced accuracy). 强: the lowest cosine above which at least `precision_strong`
+    of top-10 results are relevant.
+    """
+    def ngm_rates(qs: list[str], t: float) -> tuple[float, float]:
+        ans = [q for q in qs if qrels.get(q)]
+        una = [q for q in qs if not qrels.get(q)]
+        hit = sum(run.best_dense[q] < t for q in una) / len(una) if una else float("nan")
+        false = sum(run.best_dense[q] < t for q in ans) / len(ans) if ans else float("nan")
+        return hit, false
+
+    def pairs(qs: list[str]) -> list[tuple[float, bool]]:
+        return [(c, d in qrels.get(q, {})) for q in qs for d, c in zip(run.rankings[q][:10], run.cosines[q][:10])
+                if not math.isnan(c)]
+
+    def precision(ps: list[tuple[float, bool]], lo: float, hi: float = math.inf) -> float:
+        sel = [rel for c, rel in ps if lo <= c < hi]
+        return sum(sel) / len(sel) if sel else float("nan")
+
+    def balanced_accuracy(t: float) -> float:
+        hit, false = ngm_rates(tune, t)
+        return (1 - false) + (0 if math.isnan(hit) else hit)
+
+    # Candidates ascending and max() keeps the first best: ties go to the lower cut (fewer false verdicts).
+    medium = max(sorted({round(run.best_dense[q], 3) for q in tune}), key=balanced_accuracy)
+    tune_pairs = pairs(tune)
+    strong = next((t for t in sorted({round(c, 3) for c, _ in tune_pairs}) if t >= medium
+                   and precision(tune_pairs, t) >= precision_strong), max((c for c, _ in tune_pairs), default=medium))
+    test_pairs = pairs(test)
+    hit, false = ngm_rates(test, medium)
+    return {"medium_threshold": medium, "strong_threshold": round(strong, 3),
+            "test_no_good_match_on_unanswerable": hit, "test_false_no_good_match_on_answerable": false,
+            "test_precision_strong": precision(test_pairs, strong), "test_precision_medium": precision(test_pairs, medium, strong),
+            "test_precision_weak": precision(test_pairs, -math.inf, medium)}
 
 
 def run_eval(settings: Settings, corpus_path: Path, queries: Path, qrels_path: Path,
@@ -136,11 +185,14 @@ def run_eval(settings: Settings, corpus_path: Path, queries: Path, qrels_path: P
         "splits": {g: len(qs) for g, qs in groups.items()}, "metrics": list(METRICS), "variants": {},
     }
     for variant in variants:
-        rankings = run_variant(variant, ws, corpus, texts, vectors)
+        run = run_variant(variant, ws, corpus, texts, vectors)
         results["variants"][variant.name] = {
-            g: evaluate_rankings({q: rankings[q] for q in qs}, {q: qrels.get(q, {}) for q in qs})
+            g: evaluate_rankings({q: run.rankings[q] for q in qs}, {q: qrels.get(q, {}) for q in qs})
             for g, qs in groups.items() if any(qrels.get(q) for q in qs)
         }
+        if variant.name == "hybrid":
+            tune, test = groups.get("tune", groups["all"]), groups.get("test", groups["all"])
+            results["calibration"] = calibrate(run, qrels, tune, test)
     return results
 
 
@@ -154,4 +206,7 @@ def format_results(results: dict) -> str:
         for name, per_group in results["variants"].items():
             if group in per_group:
                 lines.append(f"{name:<22} " + " ".join(f"{per_group[group][n]:>9.4f}" for n in names))
+    if "calibration" in results:
+        lines.append("\nquality labels (fitted on tune, measured on test): " +
+                     ", ".join(f"{k} {v:.3f}" for k, v in results["calibration"].items()))
     return "\n".join(lines)

@@ -1,7 +1,10 @@
-"""Candidate generation from one index snapshot: dense (FAISS inner product) and sparse (BM25) top-k lists."""
+"""Candidate generation from one index snapshot: dense (FAISS inner product) and sparse (BM25) top-k lists,
+optionally restricted to an allowed set of ids inside the search (so a selective filter still fills k)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -23,18 +26,53 @@ class Ranked:
         return len(self.ids)
 
 
-def dense_search(snapshot: Snapshot, query_vectors: np.ndarray, k: int) -> list[Ranked]:
-    """Top-k by cosine similarity for each row of `query_vectors` (already L2-normalised)."""
+@dataclass(frozen=True)
+class Allowed:
+    """The int_ids a filter lets through, prepared once for one snapshot: a FAISS ID selector for the dense
+    search and a row mask for BM25. Reuse it across the queries of a batch."""
+
+    ids: np.ndarray  # sorted, and only ids the snapshot holds
+    rows: np.ndarray  # bool per BM25 row of the snapshot
+    selector: object  # faiss.IDSelectorBatch; kept here so it outlives every search that uses it
+    generation: Path
+
+    @classmethod
+    def build(cls, snapshot: Snapshot, int_ids: Iterable[int]) -> "Allowed":
+        import faiss
+
+        wanted = np.fromiter(int_ids, dtype=np.int64)
+        rows = np.isin(snapshot.int_ids, wanted)
+        ids = np.sort(snapshot.int_ids[rows])
+        return cls(ids, rows, faiss.IDSelectorBatch(ids), snapshot.path)
+
+    def fits(self, snapshot: Snapshot) -> bool:
+        return self.generation == snapshot.path and len(self.rows) == snapshot.size
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def dense_search(snapshot: Snapshot, query_vectors: np.ndarray, k: int, allowed: Allowed | None = None) -> list[Ranked]:
+    """Top-k by cosine similarity for each row of `query_vectors` (already L2-normalised); with `allowed`,
+    FAISS skips every other id while it scans (SearchParameters.sel), so k allowed hits come back whenever
+    k exist."""
+    params = None
     k = min(k, snapshot.dense.ntotal)
+    if allowed is not None:
+        import faiss
+
+        k = min(k, len(allowed))
+        params = faiss.SearchParameters(sel=allowed.selector)
     if k == 0:
         return [Ranked.empty() for _ in range(len(query_vectors))]
-    scores, ids = snapshot.dense.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+    scores, ids = snapshot.dense.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k, params=params)
     # FAISS pads with -1 when fewer than k vectors exist.
     return [Ranked(i[i >= 0], s[i >= 0]) for s, i in zip(scores, ids)]
 
 
-def bm25_search(snapshot: Snapshot, query_tokens: list[str], k: int) -> Ranked:
-    """Top-k BM25 over the snapshot's token lists; tokens the corpus never saw are dropped (bm25s cannot score them)."""
+def bm25_search(snapshot: Snapshot, query_tokens: list[str], k: int, allowed: Allowed | None = None) -> Ranked:
+    """Top-k BM25 over the snapshot's token lists; tokens the corpus never saw are dropped (bm25s cannot score them).
+    With `allowed`, the scores of all other documents are zeroed before the top-k is taken."""
     if snapshot.bm25 is None:
         return Ranked.empty()
     vocab = snapshot.bm25.vocab_dict
@@ -42,6 +80,8 @@ def bm25_search(snapshot: Snapshot, query_tokens: list[str], k: int) -> Ranked:
     if not known:
         return Ranked.empty()
     scores = snapshot.bm25.get_scores(known)
+    if allowed is not None:
+        scores = np.where(allowed.rows, scores, 0.0)
     k = min(k, int(np.count_nonzero(scores)))
     if k == 0:
         return Ranked.empty()
