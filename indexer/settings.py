@@ -29,6 +29,7 @@ class Settings:
     precision: Precision = "auto"
     batch_size: int = 32
     # Where converted bundled weights are kept (shared between workspaces).
+    cache_dir: Path | None = None  # embedding cache folder; default <home>/cache
     model_cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ptm")
     # Hybrid retrieval.
     tokenizer: Tokenizer = "jieba"  # BM25 tokenisation (indexer/text.py); a change re-tokenises on `ptm index`
@@ -55,6 +56,11 @@ class Settings:
     @property
     def index_dir(self) -> Path:
         return self.home / "index"
+
+    @property
+    def embedding_cache(self) -> Path:
+        # Evaluation workspaces live under the home and share its cache (see matcher/experiment.py).
+        return (self.cache_dir or self.home / "cache") / "embeddings.sqlite"
 
     @classmethod
     def from_env(cls, home: str | Path | None = None, **overrides: object) -> "Settings":
@@ -93,4 +99,4 @@ def _parse_env(raw: str, default: object) -> object:
         if raw.strip().lower() in ("0", "false", "no", "off", ""):
             return False
         raise ValueError(f"expected a boolean (1/0, true/false), not {raw!r}")
-    return Path(raw) if isinstance(default, Path) else type(default)(raw)
+    return Path(raw) if isinstance(default, Path) or default is None else type(default)(raw)

@@ -74,7 +74,7 @@ def load_corpus(settings: Settings, corpus: Path) -> tuple[Settings, Corpus]:
     from indexer.pipeline import ingest_file, open_store, sync_index
 
     digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()[:12]
-    ws = replace(settings, home=settings.home / "eval" / digest)
+    ws = replace(settings, home=settings.home / "eval" / digest, cache_dir=settings.embedding_cache.parent)
     ingest_file(ws, "patents", corpus)
     sync_index(ws, kinds=("patents",))
     snap = index_mod.load_snapshot(ws.index_dir, "patents")
@@ -86,7 +86,7 @@ def load_corpus(settings: Settings, corpus: Path) -> tuple[Settings, Corpus]:
 def encode_queries(settings: Settings, texts: list[str]) -> np.ndarray:
     from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
 
-    cache = EmbeddingCache(settings.home / "cache" / "embeddings.sqlite")
+    cache = EmbeddingCache(settings.embedding_cache)
     return encode_cached(load_encoder(settings), cache, texts, "query")
 
 

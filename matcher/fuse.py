@@ -53,7 +53,11 @@ def fuse(lists: Mapping[str, Ranked], weights: Mapping[str, float], top: int,
     """Fuse, keep the `top` best, and record each retriever's rank and score for the explanation."""
     if method not in FUSERS:
         raise ValueError(f"fusion method must be one of {', '.join(sorted(FUSERS))}, not {method!r}")
-    fused = FUSERS[method](lists, weights, k)
+    if len(lists) == 1:  # nothing to fuse: keep the retriever's own scores (cosine, BM25), which mean something
+        (only,) = lists.values()
+        fused = dict(zip(only.ids.tolist(), only.scores.astype(float).tolist()))
+    else:
+        fused = FUSERS[method](lists, weights, k)
     # Ties broken by int_id so results are deterministic across runs.
     best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     where = {name: {d: (r, s) for r, (d, s) in enumerate(zip(rk.ids.tolist(), rk.scores.tolist()), 1)}

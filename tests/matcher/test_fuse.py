@@ -50,3 +50,8 @@ def test_unknown_method_lists_the_valid_ones():
 
 def test_empty_lists_give_no_results():
     assert fuse({"dense": Ranked.empty(), "bm25": Ranked.empty()}, {}, top=5) == []
+
+
+def test_a_single_list_keeps_its_own_scores():
+    out = fuse({"dense": Ranked(np.array([4, 2]), np.array([0.91, 0.88], dtype=np.float32))}, {"dense": 1.0}, top=2)
+    assert [(f.int_id, round(f.score, 2)) for f in out] == [(4, 0.91), (2, 0.88)]
