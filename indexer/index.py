@@ -23,7 +23,7 @@ import numpy as np
 
 from indexer.text import TOKENIZER_VERSION
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class IndexStateError(RuntimeError):
@@ -40,7 +40,8 @@ class Snapshot:
     bm25: "bm25s.BM25 | None"  # noqa: F821
     int_ids: np.ndarray  # BM25 row → int_id
     hashes: dict[int, str]
-    tokens: dict[int, list[str]]
+    tokens: dict[int, list[str]]  # BM25 tokens (words or bigrams, per the tokenizer setting)
+    words: dict[int, list[str]]  # jieba content words, for explanations (the same lists when BM25 uses words)
     _df: Counter | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -48,9 +49,9 @@ class Snapshot:
         return len(self.int_ids)
 
     def document_frequencies(self) -> Counter:
-        """Term → number of documents containing it (computed once per snapshot)."""
+        """Word → number of documents containing it (computed once per snapshot), for explanations."""
         if self._df is None:
-            self._df = Counter(t for toks in self.tokens.values() for t in set(toks))
+            self._df = Counter(t for toks in self.words.values() for t in set(toks))
         return self._df
 
     def vector(self, int_id: int) -> np.ndarray | None:
@@ -85,6 +86,7 @@ class SyncInputs:
     fetch_texts: Callable[[Sequence[int]], dict[int, str]]
     embed: Callable[[list[str]], np.ndarray]  # texts → L2-normalised float32 rows (loads the model only when called)
     tokenize: Callable[[list[str]], list[list[str]]]
+    words: Callable[[list[str]], list[list[str]]] | None  # explanation words; None: the BM25 tokens are words
     model: str  # the encoder's signature: a change forces a rebuild
     tokenizer: str = "jieba"  # which tokenisation the token lists hold: a change forces a rebuild
     extra: dict = field(default_factory=dict)
@@ -153,9 +155,13 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
             dense.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(todo, dtype=np.int64))
 
         tokens = dict(old.tokens) if old else {}
+        words = dict(old.words) if old else {}
         for i in removed:
             tokens.pop(i, None)
-        tokens.update(zip(todo, inputs.tokenize(ordered)))
+            words.pop(i, None)
+        new_tokens = inputs.tokenize(ordered)
+        tokens.update(zip(todo, new_tokens))
+        words.update(zip(todo, inputs.words(ordered) if inputs.words else new_tokens))
         hashes = {i: want[i] for i in tokens}
 
         manifest = {
@@ -163,7 +169,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
             "tokenizer": tokenizer_signature(inputs.tokenizer), "count": len(tokens), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **inputs.extra,
         }
-        gen = _write_generation(base, manifest, dense, tokens, hashes)
+        gen = _write_generation(base, manifest, dense, tokens, words, hashes)
         _publish(base, gen)
         return SyncReport(
             kind, added=added, updated=len(todo) - added, removed=len(removed),
@@ -206,7 +212,8 @@ def build_bm25(token_lists: list[list[str]]) -> "bm25s.BM25":  # noqa: F821
     return retriever
 
 
-def _write_generation(base: Path, manifest: dict, dense, tokens: dict[int, list[str]], hashes: dict[int, str]) -> str:
+def _write_generation(base: Path, manifest: dict, dense, tokens: dict[int, list[str]], words: dict[int, list[str]],
+                      hashes: dict[int, str]) -> str:
     import faiss
 
     name = _next_generation_name(base)
@@ -219,7 +226,10 @@ def _write_generation(base: Path, manifest: dict, dense, tokens: dict[int, list[
         build_bm25([tokens[i] for i in order]).save(str(tmp / "bm25"), show_progress=False)
     with open(tmp / "docs.jsonl", "w", encoding="utf-8") as fh:
         for i in order:
-            fh.write(json.dumps({"i": i, "h": hashes[i], "t": tokens[i]}, ensure_ascii=False) + "\n")
+            doc = {"i": i, "h": hashes[i], "t": tokens[i]}
+            if words[i] != tokens[i]:  # stored only when they differ (bigram BM25)
+                doc["w"] = words[i]
+            fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _fsync_tree(tmp)
     os.rename(tmp, base / name)
@@ -232,17 +242,18 @@ def _read_generation(gen: Path) -> Snapshot:
 
     manifest = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
     dense = faiss.read_index(str(gen / "dense.faiss"))
-    int_ids, hashes, tokens = [], {}, {}
+    int_ids, hashes, tokens, words = [], {}, {}, {}
     with open(gen / "docs.jsonl", encoding="utf-8") as fh:
         for line in fh:
             doc = json.loads(line)
             int_ids.append(doc["i"])
             hashes[doc["i"]] = doc["h"]
             tokens[doc["i"]] = doc["t"]
+            words[doc["i"]] = doc.get("w", doc["t"])
     bm25 = bm25s.BM25.load(str(gen / "bm25"), show_progress=False) if int_ids else None
     if dense.ntotal != len(int_ids) or manifest.get("count") != len(int_ids):
         raise ValueError(f"dense index holds {dense.ntotal} vectors but docs.jsonl lists {len(int_ids)}")
-    return Snapshot(gen, manifest, dense, bm25, np.asarray(int_ids, dtype=np.int64), hashes, tokens)
+    return Snapshot(gen, manifest, dense, bm25, np.asarray(int_ids, dtype=np.int64), hashes, tokens, words)
 
 
 def _publish(base: Path, gen: str) -> None:

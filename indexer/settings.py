@@ -32,9 +32,11 @@ class Settings:
     cache_dir: Path | None = None  # embedding cache folder; default <home>/cache
     model_cache: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ptm")
     # Hybrid retrieval.
-    tokenizer: Tokenizer = "jieba"  # BM25 tokenisation (indexer/text.py); a change re-tokenises on `ptm index`
-    clean_demands: bool = False  # drop non-technical demand sections (matcher/query.py) before matching
-    fusion: Fusion = "rrf"
+    # Defaults chosen on the dev set's tune split (README "Quality"): character-bigram BM25, normalised score
+    # fusion, demand cleaning. Explanations always use jieba words, whatever BM25 uses.
+    tokenizer: Tokenizer = "bigram"  # BM25 tokenisation (indexer/text.py); a change re-tokenises on `ptm index`
+    clean_demands: bool = True  # drop non-technical demand sections (matcher/query.py) before matching
+    fusion: Fusion = "score"
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60

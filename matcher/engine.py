@@ -11,7 +11,7 @@ from indexer import index as index_mod
 from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
-from indexer.text import get_tokenizer
+from indexer.text import get_tokenizer, tokenize
 from matcher.explain import Quality, matched_terms, quality_label
 from matcher.fuse import Fused, fuse
 from matcher.query import clean_demand
@@ -54,7 +54,12 @@ class Query:
     """What retrieval needs of a query, however it was obtained (typed text or a stored record)."""
 
     vector: np.ndarray
-    tokens: list[str]
+    tokens: list[str]  # for BM25
+    words: list[str] | None = None  # for explanations (jieba words); None: the same as tokens
+
+    def __post_init__(self) -> None:
+        if self.words is None:
+            self.words = self.tokens
 
 
 class Engine:
@@ -100,8 +105,7 @@ class Engine:
         if self.settings.clean_demands:
             texts = [clean_demand(t) for t in texts]
         vectors = load_encoder(self.settings).encode_queries(texts)
-        tokenizer = get_tokenizer(self.settings.tokenizer)
-        return [Query(v, tokenizer(t)) for v, t in zip(vectors, texts)]
+        return [make_query(v, t, self.settings.tokenizer) for v, t in zip(vectors, texts)]
 
     def stored_query(self, kind: Kind, record_id: str) -> Query:
         """A stored record as a query, reusing its indexed vector and tokens (no re-encoding)."""
@@ -113,7 +117,7 @@ class Engine:
         current = self.store.text_hashes_for(kind, [int_id]).get(int_id)
         if vec is None or snap.hashes.get(int_id) != current:
             raise MatchError(f"{kind[:-1]} {record_id!r} is stored but not indexed in its current form; run `ptm index`")
-        return Query(vec, snap.tokens[int_id])
+        return Query(vec, snap.tokens[int_id], snap.words[int_id])
 
     # ---- matching ---------------------------------------------------------------------------
     def match_text(self, text: str, k: int = 10, method: Method = "hybrid", filters: Filters | None = None) -> Matches:
@@ -162,10 +166,15 @@ class Engine:
                 id=rec.id, rank=position, score=round(f.score, 6), title=rec.title,
                 dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
                 dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
-                matched_terms=matched_terms(query.tokens, snap.tokens.get(f.int_id, []), df, snap.size),
+                matched_terms=matched_terms(query.words, snap.words.get(f.int_id, []), df, snap.size),
                 quality=quality_label(f.scores.get("dense"), self.settings.strong_threshold, self.settings.medium_threshold),
             ))
         return Matches(out, best_dense, self.settings.medium_threshold)
+
+
+def make_query(vector: np.ndarray, text: str, tokenizer: str) -> Query:
+    tokens = get_tokenizer(tokenizer)(text)
+    return Query(vector, tokens, tokens if tokenizer == "jieba" else tokenize(text))
 
 
 class Matches(list):

@@ -32,7 +32,7 @@ class Recorder:
 
 def _inputs(store: Store, embed, model="fake") -> index_mod.SyncInputs:
     return index_mod.SyncInputs(hashes=store.text_hashes("patents"), fetch_texts=lambda ids: store.texts("patents", ids),
-                                embed=embed, tokenize=tokenize_many, model=model)
+                                embed=embed, tokenize=tokenize_many, words=None, model=model)
 
 
 PATENTS = [

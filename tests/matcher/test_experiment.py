@@ -16,8 +16,8 @@ def test_runner_scores_each_variant_per_split(tmp_path, settings, small_corpus):
     for i, r in enumerate(rows):
         r["split"] = "tune" if i % 2 else "test"
     queries = write_jsonl(tmp_path / "q.jsonl", rows)
-    variants = (Variant("bm25 jieba", "bm25"), Variant("hybrid"), Variant("hybrid +prf", prf_docs=2),
-                Variant("hybrid bigram-bm25", overrides={"tokenizer": "bigram"}))
+    variants = (Variant("bm25 jieba", "bm25", {"tokenizer": "jieba"}), Variant("hybrid"), Variant("+prf", prf_docs=2),
+                Variant("hybrid jieba", overrides={"tokenizer": "jieba", "fusion": "rrf"}))
     res = run_eval(settings, small_corpus[0], queries, QUICK / "qrels.tsv", variants)
     assert res["splits"] == {"all": 42, "test": 21, "tune": 21}
     assert set(res["variants"]) == {v.name for v in variants}
