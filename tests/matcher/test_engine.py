@@ -33,7 +33,7 @@ def test_written_demands_find_their_patent(engine, method, depth):
     cases = quick_targets(ids)
     assert len(cases) >= 4
     for text, target in cases:
-        ranked = [m.id for m in engine.match_text(text, 5, method)]
+        ranked = [m.id for m in engine.match_text(text, depth, method)]
         assert target in ranked[:depth], (method, text[:30], ranked)
 
 
