@@ -62,7 +62,7 @@ def ingest_file(settings: Settings, kind: Kind, path: Path, *, dry_run: bool = F
 def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: bool = False) -> list[index_mod.SyncReport]:
     """Incremental unless `rebuild`: only new or changed texts are tokenised and embedded (and embeddings are cached)."""
     from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
-    from indexer.text import get_tokenizer
+    from indexer.text import get_tokenizer, tokenize
 
     store = open_store(settings)
     cache = EmbeddingCache(settings.home / "cache" / "embeddings.sqlite")
@@ -76,6 +76,7 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
             # The model is loaded lazily: a sync with nothing new to embed starts in well under a second.
             embed=lambda texts, role=role: encode_cached(load_encoder(settings), cache, texts, role),
             tokenize=lambda texts: [tokenizer(t) for t in texts],
+            words=None if settings.tokenizer == "jieba" else (lambda texts: [tokenize(t) for t in texts]),
             model=model_signature(settings),
             tokenizer=settings.tokenizer,
             extra={"role": role},
