@@ -13,11 +13,33 @@ from indexer.records import Demand, Patent, RecordError, check_text, first_error
 from indexer.settings import Settings
 from indexer.store import StoreError
 from matcher.engine import Engine, Match, MatchError, NotFoundError
+from matcher.filters import FilterError, Filters, build_filters
 
 MAX_BATCH = 5_000
 
 
-class MatchRequest(BaseModel):
+class FilterParams(BaseModel):
+    """Patent filters, applied inside the search; lists are any-of. A bad value answers 422 listing the valid options."""
+
+    legal_status: list[str] = Field(default_factory=list, description="有效, 审中, 失效, 驳回, 撤回")
+    patent_type: list[str] = Field(default_factory=list, description="发明, 实用新型, 外观设计")
+    ipc: list[str] = Field(default_factory=list, description="IPC prefixes: H, H04, H04N, H04N5, H04N5/22")
+    applicant_type: list[str] = Field(default_factory=list, description="university, research_institute, enterprise, individual")
+    region: str = Field(default="", description="part of the region, e.g. 北京")
+    transferable_only: bool = False
+    min_value: float | None = Field(default=None, description="minimum value score, 0–100")
+    date_from: str | None = Field(default=None, description="application date on or after, YYYY-MM-DD")
+    date_to: str | None = Field(default=None, description="application date on or before, YYYY-MM-DD")
+
+    def filters(self) -> Filters | None:
+        return build_filters(
+            legal_status=self.legal_status, patent_type=self.patent_type, ipc_prefix=self.ipc,
+            applicant_type=self.applicant_type, region=self.region, transferable_only=self.transferable_only,
+            min_value=self.min_value, date_from=self.date_from, date_to=self.date_to,
+        )
+
+
+class MatchRequest(FilterParams):
     text: str = Field(description="the demand text, in Chinese", examples=["我们需要一种防爆锂电池的安全技术"])
     k: int = Field(default=10, ge=1, le=1000)
 
@@ -63,6 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RecordError)
     async def _record_error(_: Request, exc: RecordError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", exc.field], "msg": exc.message}]})
+
+    @app.exception_handler(FilterError)
+    async def _filter_error(request: Request, exc: FilterError) -> JSONResponse:
+        where = "query" if request.method == "GET" else "body"
+        name = "ipc" if exc.field == "ipc_prefix" else exc.field  # the parameter is called ipc, as in the CLI
+        return JSONResponse(status_code=422, content={"detail": [{"loc": [where, name], "msg": exc.message}]})
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
@@ -115,8 +143,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _delete_and_index("demands", demand_id)
 
     @app.get("/demands/{demand_id}/matches", response_model=list[MatchOut], summary="Ranked patents for a stored demand")
-    def demand_matches(demand_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
-        return engine.match_demand(demand_id, k)
+    def demand_matches(demand_id: str, filters: Annotated[FilterParams, Query()],
+                       k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+        return engine.match_demand(demand_id, k, filters=filters.filters())
 
     @app.get("/patents/{patent_id}/matches", response_model=list[MatchOut], summary="Demands a stored patent serves")
     def patent_matches(patent_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
@@ -124,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/match", response_model=list[MatchOut], summary="Ranked patents for an ad-hoc demand text")
     def match(req: MatchRequest) -> list[Match]:
-        return engine.match_text(req.text, req.k)
+        return engine.match_text(req.text, req.k, filters=req.filters())
 
     def _store_and_index(kind: str, records: list) -> UpsertOut:
         from indexer.pipeline import sync_index

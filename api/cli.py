@@ -1,4 +1,4 @@
-"""The `ptm` command line: ingest, index, match (both directions, batch JSON contract), eval, serve, demo."""
+"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +6,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer.settings import DATASETS_DIR, Settings
+
+if TYPE_CHECKING:  # matcher is imported lazily: `ptm ingest` should not pay for it
+    from matcher.filters import Filters
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEMO_DIR = DATASETS_DIR / "demo"
@@ -41,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     m.add_argument("--method", choices=["hybrid", "dense", "bm25"], default="hybrid")
     m.add_argument("--json", action="store_true", help="JSON output (one line per demand with --demands)")
+    _add_filter_args(m)
+
+    sh = sub.add_parser("show", help="print a stored patent: fields, IPC path in Chinese, value score components")
+    sh.add_argument("kind", choices=["patent"])
+    sh.add_argument("id", metavar="ID")
+    sh.add_argument("--json", action="store_true", help="JSON output")
 
     ev = sub.add_parser("eval", help="retrieval quality (nDCG@10, Recall@k, MRR@10) of each method")
     ev.add_argument("--corpus", type=Path, default=DEMO_DIR / "patents.jsonl")
@@ -126,30 +136,58 @@ def cmd_match(settings: Settings, args: argparse.Namespace) -> int:
     from matcher.engine import Engine
 
     engine = Engine(settings)
+    filters = _filters_from_args(args)
+    if filters and args.patent:
+        raise ValueError("the filters (--legal-status, --ipc, …) select patents; they do not apply to --patent, which ranks demands")
     if args.demands:
-        for demand_id, matches in _match_file(engine, args.demands, args.k, args.method):
+        for demand_id, matches in _match_file(engine, args.demands, args.k, args.method, filters):
             results = [{"patent_id": m.id, "rank": m.rank, "score": m.score} for m in matches]
             print(json.dumps({"demand_id": demand_id, "results": results}, ensure_ascii=False), flush=True)
         return EXIT_OK
     if args.text is not None:
-        matches, header = engine.match_text(args.text, args.k, args.method), "patents for the text"
+        matches, header = engine.match_text(args.text, args.k, args.method, filters), "patents for the text"
     elif args.demand:
-        matches, header = engine.match_demand(args.demand, args.k, args.method), f"patents for demand {args.demand}"
+        matches, header = engine.match_demand(args.demand, args.k, args.method, filters), f"patents for demand {args.demand}"
     else:
         matches, header = engine.match_patent(args.patent, args.k, args.method), f"demands served by patent {args.patent}"
     if args.json:
         print(json.dumps([m.to_dict() for m in matches], ensure_ascii=False))
     else:
-        print(format_table(header, matches))
+        print(format_table(header + (f" [{filters.describe()}]" if filters else ""), matches))
     return EXIT_OK
 
 
-def _match_file(engine, path: Path, k: int, method: str, chunk: int = 256) -> Iterator[tuple[str, list]]:
+def _add_filter_args(m: argparse.ArgumentParser) -> None:
+    f = m.add_argument_group("filters (patents only; repeat a list option for any-of)")
+    f.add_argument("--legal-status", action="append", metavar="S", help="有效, 审中, 失效, 驳回, 撤回")
+    f.add_argument("--patent-type", action="append", metavar="T", help="发明, 实用新型, 外观设计")
+    f.add_argument("--ipc", action="append", metavar="PREFIX", help="IPC prefix: H, H04, H04N, H04N5, H04N5/22")
+    f.add_argument("--applicant-type", action="append", metavar="T",
+                   help="university, research_institute, enterprise, individual (or 高校, 科研机构, 企业, 个人)")
+    f.add_argument("--region", help="part of the region, e.g. 北京")
+    f.add_argument("--transferable-only", action="store_true", help="only patents marked transferable")
+    f.add_argument("--min-value", type=float, metavar="0-100", help="minimum value score (`ptm show patent ID`)")
+    f.add_argument("--date-from", metavar="YYYY-MM-DD", help="application date on or after")
+    f.add_argument("--date-to", metavar="YYYY-MM-DD", help="application date on or before")
+
+
+def _filters_from_args(args: argparse.Namespace) -> Filters | None:
+    """A validated Filters, or None without filter options; a bad value raises ValueError (exit 2)."""
+    from matcher.filters import build_filters
+
+    return build_filters(
+        legal_status=args.legal_status, patent_type=args.patent_type, ipc_prefix=args.ipc,
+        applicant_type=args.applicant_type, region=args.region, transferable_only=args.transferable_only,
+        min_value=args.min_value, date_from=args.date_from, date_to=args.date_to,
+    )
+
+
+def _match_file(engine, path: Path, k: int, method: str, filters=None, chunk: int = 256) -> Iterator[tuple[str, list]]:
     """Validate every line first (so a bad line 900 fails before any output), then match in batches."""
     items = read_demand_lines(path, engine.settings.max_text_chars)
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
-        results = engine.match_texts([text for _, text in part], k, method)
+        results = engine.match_texts([text for _, text in part], k, method, filters)
         yield from zip((i for i, _ in part), results)
 
 
@@ -244,8 +282,58 @@ def _print_rejections(rejected: list) -> None:
         print(f"  … and {len(rejected) - 50} more rejected rows", file=sys.stderr)
 
 
+def cmd_show(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer.pipeline import open_store
+    from indexer.value import patent_value
+
+    patent = open_store(settings).get("patents", args.id)
+    if patent is None:
+        raise ValueError(f"no patent with id {args.id!r}; check the id (publication or application number)")
+    value = patent_value(patent)
+    if args.json:
+        print(json.dumps({"patent": patent.model_dump(mode="json"), "ipc_paths": _ipc_paths(patent.ipc),
+                          "value": value.to_dict()}, ensure_ascii=False))
+    else:
+        print(format_patent(patent, value))
+    return EXIT_OK
+
+
+def _ipc_paths(codes: list[str]) -> dict[str, list[dict]]:
+    from indexer import ipc
+
+    return {code: [node._asdict() for node in ipc.path(code)] for code in codes}
+
+
+def format_patent(patent, value) -> str:
+    """A patent for people: its fields, each IPC code's path with Chinese titles, the value components."""
+    from indexer import ipc
+
+    lines = [f"{patent.id}  {patent.title}"]
+    shown = ("patent_type", "legal_status", "application_date", "application_number", "publication_number",
+             "applicants", "applicant_type", "region", "transferable", "price_wan", "licence_terms",
+             "claim_count", "citation_count", "transfer_count", "licence_count", "pledge_count")
+    for name in shown:
+        v = getattr(patent, name)
+        if v not in (None, "", [], "unknown"):
+            lines.append(f"  {name:<19}{'；'.join(v) if isinstance(v, list) else v}")
+    lines.append("  IPC" + ("" if patent.ipc else "  (none)"))
+    for code in patent.ipc:
+        nodes = ipc.path(code)
+        known = "" if nodes and nodes[-1].code == ipc.canonical(code) else "  (not in IPC 2026.01; nearest known level)"
+        lines.append(f"    {code}{known}")
+        lines.extend(f"      {'  ' * i}{n.code} {n.title[:60]}" for i, n in enumerate(nodes))
+    lines.append(f"  value score {value.total:.1f} / 100  ({' + '.join(f'{d.name} × {d.weight:g}' for d in value.dimensions)})")
+    for d in value.dimensions:
+        lines.append(f"    {d.name:<10} {d.score:5.1f}")
+        for f in d.factors:
+            flag = "  [no data: neutral]" if f.missing else ""
+            lines.append(f"      {f.name:<15} {f.score:5.1f} × {f.weight:.1f}  {f.basis}{flag}")
+    lines.append(f"  abstract: {patent.abstract}")
+    return "\n".join(lines)
+
+
 COMMANDS = {"ingest": cmd_ingest, "delete": cmd_delete, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
-            "serve": cmd_serve, "demo": cmd_demo}
+            "serve": cmd_serve, "demo": cmd_demo, "show": cmd_show}
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -87,10 +87,22 @@ def patent_type_from_number(value: object) -> PatentType:
     return "实用新型" if type_digit in _UTILITY_DIGITS else "外观设计"
 
 
+# WIPO's fixed-width form: subclass + 4-digit main group + 6-digit subgroup ("H04N0005225000").
+_IPC_FIXED_RE = re.compile(r"^([A-H]\d\d[A-Z])(\d{4})(\d{6})$")
+# A group number written with leading zeros ("H04N 005/225"); only zeros right after the subclass letter.
+_IPC_GROUP_ZEROS_RE = re.compile(r"^([A-H]\d\d[A-Z])0+(?=\d)")
+
+
 def normalize_ipc(code: object) -> str:
-    """'H04N 5/225 (2006.01)' → 'H04N5/225': exports differ in spaces and the version suffix."""
+    """'H04N 5/225 (2006.01)' → 'H04N5/225': exports differ in spaces, the version suffix (with CNIPA's
+    trailing I/N flag), zero padding of the group, and WIPO's fixed-width form 'H04N0005225000'."""
     text = re.sub(r"\s+", "", _fold(code)).upper()
-    return re.sub(r"\(\d{4}\.\d{2}\)$", "", text)
+    text = re.sub(r"\(\d{4}\.\d{2}\)[IN]?$", "", text)
+    if m := _IPC_FIXED_RE.match(text):
+        # The subgroup keeps at least two digits: 5/225000 → 5/225, 5/000000 → 5/00.
+        subgroup = m.group(3).rstrip("0").ljust(2, "0")
+        return f"{m.group(1)}{int(m.group(2))}/{subgroup}"
+    return _IPC_GROUP_ZEROS_RE.sub(r"\1", text)
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -261,6 +273,21 @@ def parse_bool(value: object, default: bool = True) -> bool:
     if text in _NO:
         return False
     raise ValueError(f"{text[:40]!r} is not yes/no; write 是 or 否")
+
+
+def parse_count(value: object) -> int | None:
+    """A count cell (专利转移次数, 被引用次数 …): "3", 3.0, "3次" → 3; empty → None (unknown, not zero)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a count; write a whole number such as 0 or 3")
+    if isinstance(value, (int, float)) and float(value).is_integer() and value >= 0:
+        return int(value)
+    text = re.sub(r"\s+", "", _fold(value))
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)(?:\.0+)?[次件个项]?", text)
+    if not m:
+        raise ValueError(f"{text[:40]!r} is not a count; write a whole number such as 0 or 3")
+    return int(m.group(1))
 
 
 _NEGOTIABLE = {"面议", "议价", "协商", "待定", "-", "—", "无", "negotiable"}

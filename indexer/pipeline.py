@@ -52,6 +52,10 @@ def ingest_file(settings: Settings, kind: Kind, path: Path, *, dry_run: bool = F
     report = read_file(Path(path), kind, settings)
     result = IngestResult(kind, Path(path), report, dry_run=dry_run)
     if dry_run:
+        # The counts a real run would report, from a rolled-back upsert; no database is created for it.
+        exists = settings.db_path.exists()
+        result.counts = open_store(settings).upsert(kind, report.records, dry_run=True) if exists else \
+            UpsertCounts(added=len(report.records))
         return result
     if report.rejected and not skip_invalid:
         raise ImportRejected(report)
@@ -65,7 +69,7 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
     from indexer.text import get_tokenizer, tokenize
 
     store = open_store(settings)
-    cache = EmbeddingCache(settings.home / "cache" / "embeddings.sqlite")
+    cache = EmbeddingCache(settings.embedding_cache)
     tokenizer = get_tokenizer(settings.tokenizer)
     reports = []
     for kind in kinds:

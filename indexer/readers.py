@@ -31,6 +31,7 @@ from indexer.normalize import (
     normalize_number,
     normalize_patent_type,
     parse_bool,
+    parse_count,
     parse_number,
     parse_wan,
     patent_type_from_number,
@@ -93,6 +94,12 @@ PATENT_HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "transferable": ("可转让", "是否可转让"),
     "licence_terms": ("许可方式", "转化方式"),
     "price_wan": ("价格(万元)", "转让价格", "报价", "价格"),
+    "claim_count": ("权利要求数量", "权利要求数", "权项数"),
+    # Forward citations only: CNIPA's 引证数 counts the patents this one cites, which says nothing of its value.
+    "citation_count": ("被引用次数", "被引证次数", "被引次数", "被引用专利数量", "被引证专利数"),
+    "transfer_count": ("专利转移次数", "转让次数", "权利转移次数", "转移次数"),
+    "licence_count": ("许可次数", "专利许可次数", "许可备案次数"),
+    "pledge_count": ("质押次数", "专利质押次数"),
 }
 DEMAND_HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("需求编号", "编号", "rid", "demand_id"),
@@ -242,6 +249,19 @@ def _validated(model: type[_M], values: dict[str, object], columns: _Columns) ->
 # --- rows → records -------------------------------------------------------------------------------
 
 _PATENT_ID_FIELDS = ("id", "publication_number", "application_number")
+_COUNT_FIELDS = ("claim_count", "citation_count", "transfer_count", "licence_count", "pledge_count")
+_ALWAYS_GIVEN = frozenset({"id", "title", "abstract"})
+
+
+def _given(values: dict[str, object]) -> dict[str, object]:
+    """The fields the row actually says something about. A blank cell or an absent column is left out,
+    so the record's model_fields_set tells the store which stored values a re-import may replace
+    (a second export without 主权项 must not erase the claims the first one brought)."""
+    return {k: v for k, v in values.items() if k in _ALWAYS_GIVEN or v not in (None, "", [], "unknown")}
+
+
+def _optional_bool(value: object) -> bool | None:
+    return None if _is_blank(value) else parse_bool(value)
 
 
 def _patent_id(columns: _Columns, row: Row) -> str:
@@ -288,14 +308,15 @@ def _patent(row: Row, columns: _Columns, settings: Settings) -> tuple[Patent, li
         "publication_number": publication_number,
         "application_date": _convert(columns, row, "application_date", normalize_date),
         "region": columns.text(row, "region"),
-        "transferable": _convert(columns, row, "transferable", parse_bool),
+        "transferable": _convert(columns, row, "transferable", _optional_bool),
         "licence_terms": columns.text(row, "licence_terms"),
         "price_wan": _convert(columns, row, "price_wan", parse_wan),
         "claims": columns.text(row, "claims"),
         "keywords": columns.items(row, "keywords"),
+        **{name: _convert(columns, row, name, parse_count) for name in _COUNT_FIELDS},
     }
     warning = _check_digit_warning(*columns.cell(row, "application_number"))
-    return _validated(Patent, values, columns), [warning] if warning else []
+    return _validated(Patent, _given(values), columns), [warning] if warning else []
 
 
 def demand_id(title: str, text: str) -> str:
@@ -389,6 +410,7 @@ def decode_text(data: bytes, name: str = "file") -> tuple[str, str]:
     )
     if b"\x00" in data:
         raise binary
+    _refuse_mixed_encodings(data, name)
     for encoding in ("utf-8", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -400,6 +422,42 @@ def decode_text(data: bytes, name: str = "file") -> tuple[str, str]:
     raise ImportFileError(
         f"{name}: the text is neither UTF-8 nor GBK/GB18030{_encoding_hint(data)}; save it as UTF-8 (Excel: 'CSV UTF-8')"
     )
+
+
+_HAN_RE = re.compile(r"[\u3400-\u9fff]")
+
+
+def _lines(numbers: list[int], shown: int = 5) -> str:
+    return ", ".join(map(str, numbers[:shown])) + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")
+
+
+def _refuse_mixed_encodings(data: bytes, name: str) -> None:
+    """A UTF-8 file with rows pasted from a GBK file (or the reverse) can decode "successfully" as GB18030
+    into mojibake; refuse it and name the odd lines instead. A line counts as UTF-8 only when it holds
+    Chinese text, which GBK bytes almost never form by chance."""
+    try:
+        data.decode("utf-8")
+        return
+    except UnicodeDecodeError:
+        pass
+    utf8, other = [], []
+    for line_no, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            other.append(line_no)
+            continue
+        if len(_HAN_RE.findall(text)) >= 2:
+            utf8.append(line_no)
+    if utf8 and other:
+        minority, majority = (other, "UTF-8") if len(other) <= len(utf8) else (utf8, "GBK/GB18030")
+        raise ImportFileError(
+            f"{name}: mixed text encodings — most lines are {majority} but line(s) {_lines(minority)} are not"
+            f" (rows pasted from another export?); re-save the whole file in one encoding (Excel: 'CSV UTF-8')"
+            " and check those rows' Chinese text"
+        )
 
 
 def _encoding_hint(data: bytes) -> str:

@@ -72,6 +72,12 @@ class Patent(_Record):
     price_wan: float | None = Field(default=None, ge=0)  # asking price, 万元
     claims: str = ""
     keywords: list[str] = Field(default_factory=list)
+    # Market and citation history from commercial exports; None = the export did not say (not zero).
+    claim_count: int | None = Field(default=None, ge=0)
+    citation_count: int | None = Field(default=None, ge=0)  # forward citations (被引用次数)
+    transfer_count: int | None = Field(default=None, ge=0)
+    licence_count: int | None = Field(default=None, ge=0)
+    pledge_count: int | None = Field(default=None, ge=0)
 
     @field_validator("applicants", "ipc", "keywords", mode="before")
     @classmethod

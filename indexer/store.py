@@ -1,24 +1,26 @@
-"""SQLite store, the source of truth: patents and demands, upserts in one transaction, schema version."""
+"""SQLite store, the source of truth: patents and demands, upserts in one transaction, schema version and migrations."""
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
 from indexer.records import Demand, Patent
+from indexer.value import patent_value
 
 Kind = Literal["patents", "demands"]
 KINDS: tuple[Kind, ...] = ("patents", "demands")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MODELS: dict[str, type[Patent] | type[Demand]] = {"patents": Patent, "demands": Demand}
 
-# Each kind is one table; `int_id` is the int64 id FAISS stores, `id` the user's own id.
-# Filterable patent fields are real columns (indexes later); the whole record is kept as JSON.
+# Each kind is one table; `int_id` is the int64 id FAISS stores, `id` the user's own id. The whole record
+# is kept as JSON; this is the version-1 layout, and _MIGRATIONS brings any database (new or old) up to
+# SCHEMA_VERSION, so a fresh database and an upgraded one cannot drift apart.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS patents (
@@ -36,6 +38,51 @@ CREATE TABLE IF NOT EXISTS demands (
     updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 """
+
+# Version 2: the patent fields staff filter on are real columns, derived from the JSON record on every write.
+# ipc is ";A01B1/00;H04N5/225;" so a prefix test is instr(ipc, ';H04N') > 0; dates are ISO text.
+FILTER_COLUMNS: dict[str, str] = {
+    "legal_status": "TEXT", "patent_type": "TEXT", "applicant_type": "TEXT", "region": "TEXT",
+    "transferable": "INTEGER", "application_date": "TEXT", "ipc": "TEXT", "value_score": "REAL",
+}
+# Both numbers, so an export that identifies a patent by the other number finds the stored record.
+NUMBER_COLUMNS: dict[str, str] = {"application_number": "TEXT", "publication_number": "TEXT"}
+_INDEXED_COLUMNS = ("legal_status", "patent_type", "applicant_type", "application_date", "value_score",
+                    "application_number", "publication_number")
+
+
+def derived_columns(patent: Patent, today: date | None = None) -> dict[str, object]:
+    """The values of FILTER_COLUMNS and NUMBER_COLUMNS for a patent (value_score as of `today`)."""
+    return {
+        "application_number": patent.application_number or None,
+        "publication_number": patent.publication_number or None,
+        "legal_status": patent.legal_status, "patent_type": patent.patent_type,
+        "applicant_type": patent.applicant_type, "region": patent.region,
+        "transferable": int(patent.transferable),
+        "application_date": patent.application_date.isoformat() if patent.application_date else None,
+        "ipc": ";" + "".join(f"{code};" for code in patent.ipc),
+        "value_score": patent_value(patent, today).total,
+    }
+
+
+def _set_derived_columns(con: sqlite3.Connection, int_id: int, patent: Patent) -> None:
+    values = derived_columns(patent)
+    # Column names come from the constants above, never from input; only values are bound.
+    assignments = ", ".join(f"{name}=?" for name in values)
+    con.execute(f"UPDATE patents SET {assignments} WHERE int_id=?", (*values.values(), int_id))
+
+
+def _migrate_1_to_2(con: sqlite3.Connection) -> None:
+    for name, sql_type in {**FILTER_COLUMNS, **NUMBER_COLUMNS}.items():
+        con.execute(f"ALTER TABLE patents ADD COLUMN {name} {sql_type}")
+    for name in _INDEXED_COLUMNS:
+        con.execute(f"CREATE INDEX IF NOT EXISTS patents_{name} ON patents({name})")
+    for int_id, data in con.execute("SELECT int_id, data FROM patents").fetchall():
+        _set_derived_columns(con, int_id, Patent.model_validate_json(data))
+
+
+#: from-version → the step that upgrades it by one, inside the opening transaction.
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
 
 
 class StoreError(RuntimeError):
@@ -67,11 +114,25 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} was written by a newer version (schema {row[0]}); upgrade ptm")
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', '1')")
+        self._migrate()
+
+    def schema_version(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Upgrade in place, one version per transaction; the version is re-read under the write lock so two
+        processes opening an old database at once migrate it once."""
+        while (version := self.schema_version()) != SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{self.path} was written by a newer version (schema {version}); upgrade ptm")
+            with self.transaction() as con:
+                current = int(con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+                if current != version:
+                    continue
+                _MIGRATIONS[version](con)
+                con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version + 1),))
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -93,8 +154,9 @@ class Store:
             con.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front, so a second writer waits instead of failing mid-way."""
+    def transaction(self, rollback: bool = False) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front, so a second writer waits instead of failing mid-way.
+        `rollback` undoes everything at the end: a preview that runs the real code but writes nothing."""
         with self._connect() as con:
             try:
                 con.execute("BEGIN IMMEDIATE")
@@ -110,31 +172,48 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            con.execute("ROLLBACK" if rollback else "COMMIT")
 
-    def upsert(self, kind: Kind, records: Sequence[Patent | Demand]) -> UpsertCounts:
-        """Insert or replace by user id, all or nothing. Unchanged records are not rewritten."""
+    def upsert(self, kind: Kind, records: Sequence[Patent | Demand], dry_run: bool = False) -> UpsertCounts:
+        """Insert or update by user id, all or nothing. Unchanged records are not rewritten. A patent that is
+        already stored is merged: the fields the new record sets replace the stored ones, the others are kept
+        (see merge). `dry_run` counts what would change and writes nothing."""
         table = _table(kind)
+        model = _MODELS[kind]
         added = updated = unchanged = 0
-        with self.transaction() as con:
+        with self.transaction(rollback=dry_run) as con:
             for rec in records:
+                row = con.execute(f"SELECT int_id, data FROM {table} WHERE id=?", (rec.id,)).fetchone()
+                if row is None and isinstance(rec, Patent):
+                    row = _same_patent(con, rec)
+                old = model.model_validate_json(row[1]) if row else None
+                if old is not None:
+                    rec = merge(old, rec)
                 data = rec.model_dump_json()
                 h = text_hash(record_text(rec))
-                row = con.execute(f"SELECT data FROM {table} WHERE id=?", (rec.id,)).fetchone()
-                if row is not None and kind == "demands":
-                    data = _keep_created_at(row[0], data)
                 if row is None:
-                    con.execute(f"INSERT INTO {table}(id, text_hash, data) VALUES (?,?,?)", (rec.id, h, data))
+                    int_id = con.execute(f"INSERT INTO {table}(id, text_hash, data) VALUES (?,?,?)", (rec.id, h, data)).lastrowid
                     added += 1
-                elif json.loads(row[0]) == json.loads(data):
+                elif old.model_dump() == rec.model_dump():
+                    int_id = row[0]
                     unchanged += 1
                 else:
+                    int_id = row[0]
                     con.execute(
                         f"UPDATE {table} SET text_hash=?, data=?, updated_at=strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id=?",
                         (h, data, rec.id),
                     )
                     updated += 1
+                # Also for unchanged patents: the value score's remaining term moves with the calendar.
+                if isinstance(rec, Patent):
+                    _set_derived_columns(con, int_id, rec)
         return UpsertCounts(added, updated, unchanged)
+
+    def select_int_ids(self, kind: Kind, where: str, params: Sequence[object]) -> list[int]:
+        """int_ids of the rows matching a WHERE clause over FILTER_COLUMNS. The clause is built by code
+        (matcher/filters.py) from fixed column names and `?` placeholders; every value is in `params`."""
+        with self._connect() as con:
+            return [r[0] for r in con.execute(f"SELECT int_id FROM {_table(kind)} WHERE {where}", list(params))]
 
     def delete(self, kind: Kind, ids: Iterable[str]) -> int:
         with self.transaction() as con:
@@ -190,11 +269,31 @@ def _table(kind: str) -> str:
     return kind
 
 
-def _keep_created_at(old_json: str, new_json: str) -> str:
-    # created_at is stamped at parse time; a demand keeps the time it was first posted.
-    new = json.loads(new_json)
-    new["created_at"] = json.loads(old_json).get("created_at", new.get("created_at"))
-    return json.dumps(new, ensure_ascii=False)
+def _same_patent(con: sqlite3.Connection, patent: Patent) -> tuple[int, str] | None:
+    """(int_id, data) of a stored patent that shares an application or publication number with `patent`
+    although its id differs: one export keyed it by 公开号, another only has the 申请号 or 专利号."""
+    numbers = [n for n in (patent.application_number, patent.publication_number) if n]
+    if not numbers:
+        return None
+    marks = ",".join("?" * len(numbers))
+    return con.execute(
+        f"SELECT int_id, data FROM patents WHERE application_number IN ({marks}) OR publication_number IN ({marks})"
+        f" OR id IN ({marks}) ORDER BY int_id LIMIT 1", numbers * 3,
+    ).fetchone()
+
+
+def merge(old: Patent | Demand, new: Patent | Demand) -> Patent | Demand:
+    """The record to store when `new` arrives for a stored `old`.
+
+    Patents: the fields `new` was given (pydantic's model_fields_set; readers leave blank cells out) replace
+    the stored ones and the rest are kept, so a second export of the same patent with other columns adds
+    to the record instead of erasing what the first brought. Demands are replaced whole, except that they
+    keep the time they were first posted (created_at is stamped at parse time).
+    """
+    if isinstance(new, Patent):
+        # The stored id wins: the record may have been found by its other number (_same_patent).
+        return old.model_copy(update={name: getattr(new, name) for name in new.model_fields_set - {"id"}})
+    return new.model_copy(update={"created_at": old.created_at})
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -78,3 +78,33 @@ def test_delete_removes_from_store_and_index(client):
     assert client.delete("/patents/CN888888888A").status_code == 200
     assert "CN888888888A" not in [m["id"] for m in client.post("/match", json={"text": "茶叶烘干设备", "k": 20}).json()]
     assert client.delete("/patents/CN888888888A").status_code == 404
+
+
+def test_filters_on_both_match_endpoints(client):
+    from indexer.records import Patent
+
+    engine = client.app.state.engine
+    first, second = engine.store.list("patents", limit=2)
+    engine.store.upsert("patents", [  # metadata only: the texts, so the index, stay as they are
+        Patent(id=first.id, title=first.title, abstract=first.abstract, ipc=["H04N5/225"], legal_status="有效", region="北京市"),
+        Patent(id=second.id, title=second.title, abstract=second.abstract, ipc=["G06T7/00"], legal_status="有效", region="上海市"),
+    ])
+    r = client.post("/match", json={"text": "需要提高钢材表面的耐磨性能", "k": 5, "legal_status": ["有效"], "ipc": ["H04N", "G06T"]})
+    assert r.status_code == 200 and sorted(m["id"] for m in r.json()) == sorted([first.id, second.id])
+    demand = engine.store.list("demands", limit=1)[0].id
+    r = client.get(f"/demands/{demand}/matches", params={"k": 5, "region": "北京", "legal_status": ["有效", "审中"]})
+    assert r.status_code == 200 and [m["id"] for m in r.json()] == [first.id]
+
+
+@pytest.mark.parametrize(("params", "field", "listed"), [
+    ({"legal_status": "good"}, "legal_status", "有效, 审中"),
+    ({"ipc": "电视"}, "ipc", "subclass (H04N)"),
+    ({"patent_type": "软件"}, "patent_type", "发明, 实用新型, 外观设计"),
+    ({"date_from": "yesterday"}, "date_from", "YYYY-MM-DD"),
+])
+def test_invalid_filters_are_422_listing_the_valid_options(client, params, field, listed):
+    demand = client.app.state.engine.store.list("demands", limit=1)[0].id
+    r = client.get(f"/demands/{demand}/matches", params=params)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", field] and listed in r.text
+    r = client.post("/match", json={"text": "防爆电池", **params})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", field]

@@ -128,3 +128,126 @@ def test_delete_then_index_drops_the_patent(capsys, home, small_corpus):
     code, out, _ = run(capsys, "--home", home, "match", "--text", "防爆电池", "-k", "100", "--json")
     ids = [m["id"] for m in json.loads(out)]
     assert len(ids) == 79 and pid not in ids
+
+
+# --- real exports end to end, filters, show -------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+CNIPA = FIXTURES / "cnipa_sample.csv"  # 61-column CNIPA export, 10 real rows
+INCOPAT = FIXTURES / "incopat_sample.xlsx"  # the same patents as incoPat exports them
+
+
+def test_cnipa_export_dry_run_import_reimport_and_other_exports_merge(capsys, home, tmp_path):
+    code, out, _ = run(capsys, "--home", home, "ingest", "patents", str(CNIPA), "--dry-run")
+    assert code == 0 and "would import 10 patents: 10 added" in out and "专利转移次数→transfer_count" in out
+    assert not Path(home, "ptm.sqlite").exists()  # a dry run creates nothing
+    code, out, _ = run(capsys, "--home", home, "ingest", "patents", str(CNIPA), "--json")
+    assert code == 0 and json.loads(out)["added"] == 10
+    before = _db_rows(home)
+    for extra in ((), ("--dry-run",)):
+        code, out, _ = run(capsys, "--home", home, "ingest", "patents", str(CNIPA), "--json", *extra)
+        assert code == 0 and json.loads(out)["unchanged"] == 10
+        assert _db_rows(home) == before
+    code, out, _ = run(capsys, "--home", home, "ingest", "patents", str(INCOPAT), "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["added"], report["unchanged"]) == (0, 10) and report["format"] == "xlsx"
+    # A centre's own sheet names the first patent by its granted-patent number (专利号, ZL…) only.
+    centre = tmp_path / "centre.csv"
+    centre.write_text("专利号,专利名称,摘要,价格\nZL 2022 2 3220665.2,一种无人机机载多功能盒,"
+                      "一种无人机机载多功能盒，包括内盒、外盒和内部电路。,30万\n", encoding="utf-8")
+    code, out, _ = run(capsys, "--home", home, "ingest", "patents", str(centre), "--json")
+    assert code == 0 and json.loads(out)["updated"] == 1 and len(_db_rows(home)) == 10
+    code, out, _ = run(capsys, "--home", home, "show", "patent", "CN218751475U", "--json")
+    shown = json.loads(out)
+    assert shown["patent"]["price_wan"] == 30.0 and shown["patent"]["claims"].startswith("1.一种无人机机载多功能盒")
+    assert [n["code"] for n in shown["ipc_paths"]["B64U20/80"]] == ["B", "B64", "B64U", "B64U20/00", "B64U20/80"]
+    assert 0 < shown["value"]["total"] <= 100 and "legal.claims" in shown["value"]["missing"]
+    code, out, _ = run(capsys, "--home", home, "show", "patent", "CN217546176U")
+    assert code == 0 and "H04N 图像通信，如电视" in out and "remaining_term" in out and "value score" in out
+    code, _, err = run(capsys, "--home", home, "show", "patent", "CN000000000A")
+    assert code == 2 and "CN000000000A" in err
+
+
+def _truncated_xlsx(_tmp) -> bytes:
+    whole = INCOPAT.read_bytes()
+    return whole[: len(whole) // 2]
+
+
+def _mixed_csv(_tmp) -> bytes:
+    lines = CNIPA.read_bytes().split(b"\r\n")
+    lines[3] = lines[3].decode("utf-8").encode("gbk")
+    return b"\r\n".join(lines)
+
+
+def _duplicate_numbers(_tmp) -> bytes:
+    rows = CNIPA.read_bytes().decode("utf-8").split("\r\n")
+    again = rows[1].replace("CN218751475U", "218751475 U")  # the same publication number, spelled otherwise
+    return "\r\n".join([rows[0], rows[1], rows[2], again]).encode("utf-8")
+
+
+@pytest.mark.parametrize(("name", "content", "expect"), [
+    ("people.csv", lambda _: "姓名,年龄\n张三,30\n".encode("utf-8"), ["missing required column", "Headers found: 姓名, 年龄"]),
+    ("mixed.csv", _mixed_csv, ["mixed text encodings", "line(s) 4", "re-save the whole file in one encoding"]),
+    ("truncated.xlsx", _truncated_xlsx, ["damaged or truncated; re-export it"]),
+    ("dupes.csv", _duplicate_numbers, ["row 4 (CN218751475U): duplicate id CN218751475U, first seen in row 2",
+                                       "remove one of the two rows", "nothing was imported"]),
+])
+def test_bad_exports_are_explained_and_nothing_stored_is_lost(capsys, home, tmp_path, name, content, expect):
+    run(capsys, "--home", home, "ingest", "patents", str(CNIPA))
+    before = _db_rows(home)
+    bad = tmp_path / name
+    bad.write_bytes(content(tmp_path))
+    code, _, err = run(capsys, "--home", home, "ingest", "patents", str(bad))
+    assert code == 2
+    for text in expect:
+        assert text in err, err
+    assert _db_rows(home) == before
+
+
+@pytest.fixture(scope="module")
+def tagged_settings(writable_indexed_settings):
+    """The indexed demo workspace with two patents tagged (metadata only: the texts, so the index, are unchanged)."""
+    from indexer.records import Patent
+    from indexer.store import Store
+
+    store = Store(writable_indexed_settings.db_path)
+    first, second = store.list("patents", limit=2)
+    store.upsert("patents", [
+        Patent(id=first.id, title=first.title, abstract=first.abstract, ipc=["H04N5/225"], legal_status="有效", patent_type="发明"),
+        Patent(id=second.id, title=second.title, abstract=second.abstract, ipc=["H04N7/18"], legal_status="审中", patent_type="发明"),
+    ])
+    return writable_indexed_settings, [first.id, second.id]
+
+
+def test_match_with_filters(capsys, tagged_settings):
+    settings, tagged = tagged_settings
+    ws = str(settings.home)
+    demand = demo_rows("demands", 1)[0]["id"]
+    code, out, err = run(capsys, "--home", ws, "match", "--demand", demand, "-k", "5", "--ipc", "H04N", "--json")
+    assert code == 0, err
+    assert sorted(m["id"] for m in json.loads(out)) == sorted(tagged)
+    code, out, _ = run(capsys, "--home", ws, "match", "--demand", demand, "-k", "5", "--ipc", "H04N",
+                       "--legal-status", "有效", "--patent-type", "发明", "--date-to", "2030-01-01")
+    assert code == 0 and "(no candidates)" in out and "ipc_prefix=H04N" in out  # no tagged patent has a date
+    code, out, _ = run(capsys, "--home", ws, "match", "--demand", demand, "-k", "5", "--ipc", "H04N5", "--ipc", "H04N7",
+                       "--legal-status", "有效", "--legal-status", "审中", "--json")
+    assert sorted(m["id"] for m in json.loads(out)) == sorted(tagged)
+
+
+@pytest.mark.parametrize(("argv", "expect"), [
+    (["--legal-status", "good"], "use one of 有效, 审中, 失效, 驳回, 撤回"),
+    (["--applicant-type", "school"], "use one of university, research_institute"),
+    (["--ipc", "电视"], "not an IPC prefix"),
+    (["--min-value", "101"], "outside 0–100"),
+    (["--date-from", "2021-13-01"], "YYYY-MM-DD"),
+])
+def test_invalid_filters_exit_2_with_the_valid_options(capsys, indexed_settings, argv, expect):
+    demand = demo_rows("demands", 1)[0]["id"]
+    code, out, err = run(capsys, "--home", str(indexed_settings.home), "match", "--demand", demand, *argv)
+    assert code == 2 and expect in err and out == ""
+
+
+def test_filters_do_not_apply_to_the_reverse_direction(capsys, indexed_settings):
+    pid = demo_rows("patents", 1)[0]["id"]
+    code, _, err = run(capsys, "--home", str(indexed_settings.home), "match", "--patent", pid, "--ipc", "H04N")
+    assert code == 2 and "do not apply to --patent" in err

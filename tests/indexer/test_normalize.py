@@ -14,6 +14,7 @@ from indexer.normalize import (
     normalize_number,
     normalize_patent_type,
     parse_bool,
+    parse_count,
     parse_number,
     parse_wan,
     patent_type_from_number,
@@ -92,6 +93,18 @@ def test_patent_type_from_number(number: str, expected: str) -> None:
 def test_normalize_ipc() -> None:
     assert normalize_ipc(" h04n 5/225 (2006.01)") == "H04N5/225"
     assert normalize_ipc("G06F40/289") == "G06F40/289"
+    assert normalize_ipc("H04N5/225(2006.01)I") == "H04N5/225"  # CNIPA's inventive-information flag
+    assert normalize_ipc("H04N0005225000") == "H04N5/225"  # WIPO fixed width
+    assert normalize_ipc("A01B0001000000") == "A01B1/00"
+    assert normalize_ipc("H04N 005/225") == "H04N5/225"
+    assert normalize_ipc("H01M10/0525") == "H01M10/0525"  # a subgroup's own leading zero stays
+
+
+def test_parse_count() -> None:
+    assert [parse_count(v) for v in ("3", 3.0, 0, "3次", " 12 ", "", None)] == [3, 3, 0, 3, 12, None, None]
+    for bad in ("多次", "-1", "2.5", True):
+        with pytest.raises(ValueError, match="not a count"):
+            parse_count(bad)
 
 
 @pytest.mark.parametrize(

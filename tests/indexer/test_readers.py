@@ -425,3 +425,45 @@ def test_no_header_spelling_maps_to_two_fields(kind: str) -> None:
             owners.setdefault(header_key(alias), set()).add(name)
     assert {k: v for k, v in owners.items() if len(v) > 1} == {}
     assert set(DEMAND_HEADER_ALIASES) <= {"id", "title", "text", "enterprise", "industry", "region", "budget_wan", "contact"}
+
+
+# --- commercial exports: incoPat XLSX fixture, history counts, blank cells, mixed encodings ---------
+
+INCOPAT_XLSX = FIXTURES / "incopat_sample.xlsx"  # the 10 CNIPA rows as incoPat exports them (scripts/build_xlsx_fixture.py)
+
+
+def test_incopat_xlsx_fixture_gives_the_same_patents_as_the_cnipa_csv() -> None:
+    xlsx = read_file(INCOPAT_XLSX, "patents", SETTINGS)
+    csv_records = {r.id: r for r in read_file(CNIPA_UTF8, "patents", SETTINGS).records}
+    assert xlsx.rejected == [] and xlsx.warnings == [] and xlsx.unmapped == ["序号"]
+    assert xlsx.mapping["法律状态/事件"] == "legal_status" and xlsx.mapping["转让次数"] == "transfer_count"
+    assert [r.id for r in xlsx.records] == list(csv_records)
+    skipped = {"claims", "region"}  # columns the incoPat layout does not carry
+    for record in xlsx.records:
+        assert record.model_dump(exclude=skipped) == csv_records[record.id].model_dump(exclude=skipped)
+        assert not skipped & record.model_fields_set  # absent, so a re-import cannot erase them
+
+
+def test_history_counts_are_read_and_blank_means_unknown(tmp_path: Path) -> None:
+    first = read_file(CNIPA_UTF8, "patents", SETTINGS).records[0]
+    assert (first.transfer_count, first.licence_count, first.pledge_count, first.citation_count) == (0, 0, 0, None)
+    headers = ["公开号", "专利名称", "申请摘要", "被引证次数", "权利要求数量", "可转让"]
+    path = write_csv(tmp_path / "p.csv", headers, [real_patent_row(0)[:3] + ["3次", "", ""]])
+    [patent] = read_file(path, "patents", SETTINGS).records
+    assert (patent.citation_count, patent.claim_count, patent.transferable) == (3, None, True)
+    assert "citation_count" in patent.model_fields_set
+    assert not {"claim_count", "transferable"} & patent.model_fields_set  # blank cells say nothing
+
+
+def test_a_bad_count_names_the_column(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", ["公开号", "专利名称", "摘要", "许可次数"], [real_patent_row(0)[:3] + ["多次"]])
+    assert read_file(path, "patents", SETTINGS).rejected[0].reason.startswith("许可次数: '多次' is not a count")
+
+
+def test_mixed_encodings_are_refused_naming_the_lines(tmp_path: Path) -> None:
+    lines = CNIPA_UTF8.read_bytes().split(b"\r\n")
+    lines[4] = lines[4].decode("utf-8").encode("gbk")  # one row pasted from a GBK export
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"\r\n".join(lines))
+    with pytest.raises(ImportFileError, match=r"mixed text encodings — most lines are UTF-8 but line\(s\) 5 are not"):
+        read_file(path, "patents", SETTINGS)
