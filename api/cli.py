@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     m.add_argument("--method", choices=["hybrid", "dense", "bm25"], default="hybrid")
     m.add_argument("--json", action="store_true", help="JSON output (one line per demand with --demands)")
+    m.add_argument("--explain", action="store_true", help="also show each candidate's marked text and IPC titles")
     _add_filter_args(m)
 
     sh = sub.add_parser("show", help="print a stored patent: fields, IPC path in Chinese, value score components")
@@ -53,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--json", action="store_true", help="JSON output")
 
     ev = sub.add_parser("eval", help="retrieval quality (nDCG@10, Recall@k, MRR@10) of each method")
-    ev.add_argument("--corpus", type=Path, default=DEMO_DIR / "patents.jsonl")
-    ev.add_argument("--queries", type=Path, default=DATASETS_DIR / "eval" / "quick" / "demands.jsonl")
-    ev.add_argument("--qrels", type=Path, default=DATASETS_DIR / "eval" / "quick" / "qrels.tsv")
+    dev = DATASETS_DIR / "eval" / "dev"
+    ev.add_argument("--corpus", type=Path, default=dev / "patents.jsonl", help="default: the shipped dev corpus")
+    ev.add_argument("--queries", type=Path, default=dev / "demands.jsonl", help="JSONL {id, title?, text, split?}")
+    ev.add_argument("--qrels", type=Path, default=dev / "qrels.tsv", help="demand_id<TAB>patent_id<TAB>grade")
     ev.add_argument("--json", type=Path, metavar="OUT.json", help="also write the figures as JSON")
 
     sv = sub.add_parser("serve", help="run the HTTP API")
@@ -153,7 +155,7 @@ def cmd_match(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([m.to_dict() for m in matches], ensure_ascii=False))
     else:
-        print(format_table(header + (f" [{filters.describe()}]" if filters else ""), matches))
+        print(format_table(header + (f" [{filters.describe()}]" if filters else ""), matches, args.explain))
     return EXIT_OK
 
 
@@ -249,7 +251,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     engine = Engine(settings)
     for demand in engine.store.list("demands", limit=3):
         print()
-        print(format_table(f"demand {demand.id}: {demand.title}", engine.match_demand(demand.id, 5)))
+        print(format_table(f"demand {demand.id}: {demand.title}", engine.match_demand(demand.id, 5), explain=True))
     first = engine.store.list("patents", limit=1)[0]
     print()
     print(format_table(f"demands served by patent {first.id}: {first.title}", engine.match_patent(first.id, 3)))
@@ -257,7 +259,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def format_table(header: str, matches: list) -> str:
+def format_table(header: str, matches: list, explain: bool = False) -> str:
     from matcher.engine import no_good_match
 
     if not matches:
@@ -272,6 +274,8 @@ def format_table(header: str, matches: list) -> str:
         lines.append(f"{m.rank:>3}  {m.quality}    {m.score:>8.4f}  {dr:>5}  {br:>5}  {m.id:<34}  {m.title[:40]}")
         if m.matched_terms:
             lines.append(f"{'':>66}共同词: {'、'.join(m.matched_terms)}")
+        if explain:
+            lines += [f"{'':>66}{line}" for line in [m.snippet, *m.ipc] if line]
     return "\n".join(lines)
 
 

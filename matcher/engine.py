@@ -12,7 +12,7 @@ from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
 from indexer.text import get_tokenizer, tokenize
-from matcher.explain import Quality, matched_terms, quality_label
+from matcher.explain import Quality, ipc_labels, matched_terms, quality_label, snippet
 from matcher.fuse import Fused, fuse
 from matcher.query import clean_demand
 from matcher.filters import Filters
@@ -44,6 +44,8 @@ class Match:
     bm25_score: float | None = None
     matched_terms: list[str] = field(default_factory=list)
     quality: Quality = "弱"
+    snippet: str = ""  # the candidate's text around the shared terms, marked 【…】
+    ipc: list[str] = field(default_factory=list)  # 'CODE 中文标题', patents only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -162,12 +164,15 @@ class Engine:
         out: list[Match] = []
         for position, f in enumerate((f for f in fused if f.int_id in records), start=1):
             rec = records[f.int_id]
+            terms = matched_terms(query.words, snap.words.get(f.int_id, []), df, snap.size)
             out.append(Match(
                 id=rec.id, rank=position, score=round(f.score, 6), title=rec.title,
                 dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
                 dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
-                matched_terms=matched_terms(query.words, snap.words.get(f.int_id, []), df, snap.size),
+                matched_terms=terms,
                 quality=quality_label(f.scores.get("dense"), self.settings.strong_threshold, self.settings.medium_threshold),
+                snippet=snippet(getattr(rec, "abstract", None) or rec.text, terms),
+                ipc=ipc_labels(getattr(rec, "ipc", [])),
             ))
         return Matches(out, best_dense, self.settings.medium_threshold)
 

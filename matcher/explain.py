@@ -47,3 +47,18 @@ def quality_label(dense_score: float | None, strong: float, medium: float) -> Qu
     if dense_score >= strong:
         return "强"
     return "中" if dense_score >= medium else "弱"
+
+
+def snippet(text: str, terms: list[str], width: int = 120) -> str:
+    """A window of `text` around its first shared term, with every shared term marked 【…】."""
+    spans = highlight_spans(text, terms)
+    start = max(0, spans[0][0] - width // 4) if spans else 0
+    window = text[start : start + width]
+    return ("…" if start else "") + mark(window, terms) + ("…" if start + width < len(text) else "")
+
+
+def ipc_labels(codes: list[str], limit: int = 3) -> list[str]:
+    """'CODE 中文标题' for the first codes (the main class comes first in the record)."""
+    from indexer import ipc
+
+    return [f"{c} {ipc.title(c)}".strip() for c in codes[:limit]]

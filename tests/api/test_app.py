@@ -22,7 +22,9 @@ def test_adhoc_match_returns_explained_results(client):
     assert r.status_code == 200
     results = r.json()
     assert len(results) == 5 and results[0]["rank"] == 1
-    assert {"dense_rank", "bm25_rank", "matched_terms", "score", "title"} <= set(results[0])
+    assert {"dense_rank", "bm25_rank", "matched_terms", "score", "title", "quality", "snippet", "ipc"} <= set(results[0])
+    assert results[0]["quality"] in ("强", "中", "弱")
+    assert all(f"【{t}】" in results[0]["snippet"] for t in results[0]["matched_terms"][:1])
 
 
 def test_post_demand_then_its_matches_and_the_reverse(client):

@@ -34,6 +34,7 @@ def test_every_lever_has_a_distinct_name():
 
 def test_cli_writes_json(tmp_path, capsys, small_corpus):
     out = tmp_path / "r.json"
-    code = main(["--home", str(tmp_path / "ws"), "eval", "--corpus", str(small_corpus[0]), "--json", str(out)])
+    code = main(["--home", str(tmp_path / "ws"), "eval", "--corpus", str(small_corpus[0]), "--queries",
+                 str(QUICK / "demands.jsonl"), "--qrels", str(QUICK / "qrels.tsv"), "--json", str(out)])
     assert code == 0 and "hybrid" in capsys.readouterr().out
     assert json.loads(out.read_text(encoding="utf-8"))["queries"] == 42

@@ -25,3 +25,17 @@ def test_mark_wraps_terms():
 
 def test_quality_label_thresholds():
     assert [quality_label(x, 0.85, 0.80) for x in (0.9, 0.85, 0.82, 0.79, None)] == ["强", "强", "中", "弱", "弱"]
+
+
+def test_snippet_centres_on_the_first_term_and_marks_it():
+    from matcher.explain import snippet
+
+    text = "前言" * 100 + "本装置用于锂电池防爆" + "后记" * 100
+    out = snippet(text, ["防爆"], width=40)
+    assert out.startswith("…") and out.endswith("…") and "【防爆】" in out
+
+
+def test_ipc_labels_carry_chinese_titles():
+    from matcher.explain import ipc_labels
+
+    assert ipc_labels(["H04N5/225", "B64U20/80"])[1].startswith("B64U20/80 机载电子设备")
