@@ -40,7 +40,7 @@ class Settings:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60
-    candidates: int = 100  # per retriever, before fusion
+    candidates: int = 300  # per retriever, before fusion (300 chosen on the dev tune split over 30/100/300)
     # Quality labels on the dense cosine: >= strong → 强, >= medium → 中, else 弱; a demand whose best
     # candidate is 弱 gets "no good match". Calibrated on the dev set's tune split by `ptm eval`.
     strong_threshold: float = 0.90
