@@ -43,8 +43,8 @@ class Settings:
     candidates: int = 300  # per retriever, before fusion (300 chosen on the dev tune split over 30/100/300)
     # Quality labels on the dense cosine: >= strong → 强, >= medium → 中, else 弱; a demand whose best
     # candidate is 弱 gets "no good match". Calibrated on the dev set's tune split by `ptm eval`.
-    strong_threshold: float = 0.90
-    medium_threshold: float = 0.885
+    strong_threshold: float = 0.919
+    medium_threshold: float = 0.901
     # Input limits: larger inputs are refused with a message, never truncated silently.
     max_text_chars: int = 20_000
     max_file_bytes: int = 200 * 1024 * 1024
