@@ -1,4 +1,4 @@
-"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo."""
+"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo, doctor, backup, restore."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
 
     sub.add_parser("demo", help="load the shipped demo data, index it and show matches")
+
+    dr = sub.add_parser("doctor", help="check that the database and the indexes agree (exit 1 with a list of problems)")
+    dr.add_argument("--repair", action="store_true", help="rebuild the indexes from the database, then check again")
+    dr.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    bk = sub.add_parser("backup", help="copy the database, live indexes and embedding cache to a new folder")
+    bk.add_argument("dest", type=Path, metavar="DEST")
+    bk.add_argument("--no-cache", action="store_true", help="leave the embedding cache out (smaller; re-embeds later)")
+
+    rs = sub.add_parser("restore", help="replace the workspace with a backup (verified first, swapped in at once)")
+    rs.add_argument("src", type=Path, metavar="SRC")
+    rs.add_argument("--force", action="store_true", help="restore over a non-empty workspace (kept as <home>.before-restore-<time>)")
     return p
 
 
@@ -252,6 +264,13 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     for demand in engine.store.list("demands", limit=3):
         print()
         print(format_table(f"demand {demand.id}: {demand.title}", engine.match_demand(demand.id, 5), explain=True))
+    # Real BDCI demands mostly ask for things 400 patents do not cover (hence "no good match" above);
+    # two demands written for the demo corpus show what a served demand looks like.
+    for line in (DATASETS_DIR / "eval" / "quick" / "demands.jsonl").read_text(encoding="utf-8").splitlines()[13:15]:
+        written = json.loads(line)
+        print()
+        print(format_table(f"written demand {written['id']}: {written['text'][:50]}…",
+                           engine.match_text(written["text"], 3), explain=True))
     first = engine.store.list("patents", limit=1)[0]
     print()
     print(format_table(f"demands served by patent {first.id}: {first.title}", engine.match_patent(first.id, 3)))
@@ -336,8 +355,39 @@ def format_patent(patent, value) -> str:
     return "\n".join(lines)
 
 
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer import doctor
+
+    report = doctor.repair(settings) if args.repair else doctor.check(settings)
+    print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else report.format())
+    return EXIT_OK if report.healthy else EXIT_ERROR
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer.backup import backup
+
+    manifest = backup(settings, args.dest, include_cache=not args.no_cache)
+    print(f"backed up {settings.home} to {args.dest}: " + _describe_counts(manifest) +
+          ("" if manifest["cache"] else "; no embedding cache"))
+    return EXIT_OK
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer.backup import restore
+
+    manifest, aside = restore(settings, args.src, force=args.force)
+    print(f"restored {args.src} (taken {manifest['created']}) into {settings.home}: {_describe_counts(manifest)}"
+          + (f"; the previous workspace is in {aside}" if aside else "") + "\nnext: `ptm doctor` to check it")
+    return EXIT_OK
+
+
+def _describe_counts(manifest: dict) -> str:
+    return ", ".join(f"{c['stored']} {kind} ({c['indexed']} indexed)" for kind, c in manifest["counts"].items())
+
+
 COMMANDS = {"ingest": cmd_ingest, "delete": cmd_delete, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
-            "serve": cmd_serve, "demo": cmd_demo, "show": cmd_show}
+            "serve": cmd_serve, "demo": cmd_demo, "show": cmd_show, "doctor": cmd_doctor,
+            "backup": cmd_backup, "restore": cmd_restore}
 
 if __name__ == "__main__":
     raise SystemExit(main())
