@@ -15,7 +15,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +116,13 @@ def load_snapshot(index_dir: Path, kind: str) -> Snapshot | None:
 def current_generation(index_dir: Path, kind: str) -> str | None:
     pointer = kind_dir(index_dir, kind) / "CURRENT"
     return pointer.read_text(encoding="utf-8").strip() if pointer.exists() else None
+
+
+def writer_lock(index_dir: Path, kind: str) -> AbstractContextManager[None]:
+    """The lock a sync holds while it writes `kind`: holding it keeps generations from being added or removed."""
+    base = kind_dir(index_dir, kind)
+    base.mkdir(parents=True, exist_ok=True)
+    return _exclusive(base / ".lock")
 
 
 def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) -> SyncReport:
