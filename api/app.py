@@ -66,6 +66,7 @@ class MatchOut(BaseModel):
     bm25_score: float | None
     matched_terms: list[str]
     quality: str = Field(description="强 / 中 / 弱; no result above 弱 means no good match")
+    value_score: float | None = Field(default=None, description="patents: value score 0–100 (README: Patent value score)")
     snippet: str = Field(description="the candidate's text around the shared terms, each marked 【…】")
     ipc: list[str] = Field(description="IPC codes with their Chinese titles (patents)")
 

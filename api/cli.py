@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--method", choices=["hybrid", "dense", "bm25"], default="hybrid")
     m.add_argument("--json", action="store_true", help="JSON output (one line per demand with --demands)")
     m.add_argument("--explain", action="store_true", help="also show each candidate's marked text and IPC titles")
+    m.add_argument("--value-prior", type=float, metavar="W",
+                   help="add W × value score/100 to each patent's score (default PTM_VALUE_PRIOR, 0 = off)")
     _add_filter_args(m)
 
     sh = sub.add_parser("show", help="print a stored patent: fields, IPC path in Chinese, value score components")
@@ -147,8 +149,13 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_match(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from matcher.engine import Engine
 
+    if args.value_prior is not None:
+        settings = replace(settings, value_prior=args.value_prior)
+        settings.validate()
     engine = Engine(settings)
     filters = _filters_from_args(args)
     if filters and args.patent:

@@ -40,6 +40,9 @@ class Settings:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     rrf_k: int = 60
+    # Optional ranking prior: value_prior × (value score / 100) is added to each patent's fused score (0 = off).
+    # With the default score fusion (fused scores 0–2) 0.2 lets a much more valuable patent pass a close rival.
+    value_prior: float = 0.0
     candidates: int = 300  # per retriever, before fusion (300 chosen on the dev tune split over 30/100/300)
     # Quality labels on the dense cosine: >= strong → 强, >= medium → 中, else 弱; a demand whose best
     # candidate is 弱 gets "no good match". Calibrated on the dev set's tune split by `ptm eval`.
@@ -90,6 +93,8 @@ class Settings:
             raise ValueError(f"precision must be one of 'auto', 'fp32', 'bf16', not {self.precision!r}")
         if self.dense_weight < 0 or self.bm25_weight < 0 or self.dense_weight + self.bm25_weight == 0:
             raise ValueError("dense_weight and bm25_weight must be >= 0 and not both 0")
+        if self.value_prior < 0:
+            raise ValueError("value_prior must be >= 0 (0 turns the prior off)")
         if self.rrf_k < 1 or self.candidates < 1 or self.batch_size < 1:
             raise ValueError("rrf_k, candidates and batch_size must be >= 1")
 

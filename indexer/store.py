@@ -234,6 +234,15 @@ class Store:
                     out[iid] = model.model_validate_json(data)
         return out
 
+    def value_scores(self, int_ids: Sequence[int]) -> dict[int, float]:
+        """Patent int_id → stored value score (0–100), for the optional ranking prior."""
+        out: dict[int, float] = {}
+        with self._connect() as con:
+            for chunk in _chunks(list(int_ids), 500):
+                marks = ",".join("?" * len(chunk))
+                out.update(con.execute(f"SELECT int_id, value_score FROM patents WHERE int_id IN ({marks})", chunk))
+        return {i: v for i, v in out.items() if v is not None}
+
     def int_id(self, kind: Kind, record_id: str) -> int | None:
         with self._connect() as con:
             row = con.execute(f"SELECT int_id FROM {_table(kind)} WHERE id=?", (record_id,)).fetchone()

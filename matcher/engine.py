@@ -44,6 +44,7 @@ class Match:
     bm25_score: float | None = None
     matched_terms: list[str] = field(default_factory=list)
     quality: Quality = "弱"
+    value_score: float | None = None  # patents: the stored value score (0–100), see indexer/value.py
     snippet: str = ""  # the candidate's text around the shared terms, marked 【…】
     ipc: list[str] = field(default_factory=list)  # 'CODE 中文标题', patents only
 
@@ -158,7 +159,14 @@ class Engine:
         snap = self.snapshot(target)
         if allowed is not None and not allowed.fits(snap):  # `ptm index` published a new generation meanwhile
             allowed = Allowed.build(snap, allowed.ids)
-        fused, best_dense = rank_candidates(snap, query, k, method, self.settings, allowed)
+        prior = self.settings.value_prior if target == "patents" else 0.0
+        # With a prior, rank a deeper list so a valuable patent just below the cut can move into the top k.
+        fused, best_dense = rank_candidates(snap, query, max(k, 100) if prior else k, method, self.settings, allowed)
+        values = self.store.value_scores([f.int_id for f in fused]) if target == "patents" else {}
+        if prior:
+            for f in fused:
+                f.score += prior * values.get(f.int_id, 50.0) / 100  # unknown value counts as neutral (50)
+            fused = sorted(fused, key=lambda f: (-f.score, f.int_id))[:k]
         records = self.store.get_by_int_ids(target, [f.int_id for f in fused])
         df = snap.document_frequencies()
         out: list[Match] = []
@@ -170,6 +178,7 @@ class Engine:
                 dense_rank=f.ranks.get("dense"), bm25_rank=f.ranks.get("bm25"),
                 dense_score=_round(f.scores.get("dense")), bm25_score=_round(f.scores.get("bm25")),
                 matched_terms=terms,
+                value_score=values.get(f.int_id),
                 quality=quality_label(f.scores.get("dense"), self.settings.strong_threshold, self.settings.medium_threshold),
                 snippet=snippet(getattr(rec, "abstract", None) or rec.text, terms),
                 ipc=ipc_labels(getattr(rec, "ipc", [])),

@@ -79,3 +79,17 @@ def test_an_index_built_with_another_model_is_refused(indexed_settings):
 def test_k_out_of_range(engine):
     with pytest.raises(MatchError, match="between 1 and"):
         engine.match_text("防爆电池", 0)
+
+
+def test_value_prior_moves_valuable_patents_up_and_is_off_by_default(writable_indexed_settings):
+    engine = Engine(writable_indexed_settings)
+    text = "提高钢材表面的耐磨性能"
+    plain = engine.match_text(text, 10)
+    assert all(m.value_score is not None for m in plain)  # shown next to each patent
+    # Make the 10th candidate the most valuable patent in the store, then turn the prior on.
+    last = plain[-1].id
+    with engine.store.transaction() as con:
+        con.execute("UPDATE patents SET value_score = CASE WHEN id=? THEN 100 ELSE 0 END", (last,))
+    assert [m.id for m in engine.match_text(text, 10)] == [m.id for m in plain]  # prior 0: ranking unchanged
+    boosted = Engine(replace(writable_indexed_settings, value_prior=5.0)).match_text(text, 10)
+    assert boosted[0].id == last and boosted[0].value_score == 100
