@@ -1,14 +1,25 @@
-"""FastAPI app factory: the REST API over indexer (writes) and matcher.engine (reads)."""
+"""FastAPI app factory: the REST API over indexer (writes) and matcher.engine (reads), and the web UI (api/routes).
+
+API access (tokens from `ptm token add USER --scope ...`, sent as `Authorization: Bearer <token>`):
+GET /health and POST /match are public (the public catalogue); writes need a token with the right scope and,
+for enterprise and university accounts, ownership of the record; the match lists of stored demands and
+patents need the `read` scope and ownership (staff see all).
+"""
 from __future__ import annotations
 
 import hashlib
 import time
 from typing import Annotated
 
-from fastapi import Body, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field, ValidationError
 
+from api.auth import LoginThrottle, Principal, may_write_patent, owns_demand, require_scope
+from api.jobs import JobRunner
+from api.webstore import WebStore
 from indexer.records import Demand, Patent, RecordError, check_text, first_error
 from indexer.settings import Settings
 from indexer.store import StoreError
@@ -84,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Patent transfer matchmaking engine", version="0.1.0",
                   description="Match enterprise technology demands (企业技术需求) with transferable patents.")
     app.state.engine = engine
+    app.state.web = web = WebStore(settings.db_path)
+    web.fail_interrupted_jobs()
+    app.state.jobs = JobRunner(web)
+    app.state.login_throttle = LoginThrottle()
+    _add_web_ui(app)
 
     @app.exception_handler(RecordError)
     async def _record_error(_: Request, exc: RecordError) -> JSONResponse:
@@ -120,14 +136,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     @app.post("/patents", response_model=UpsertOut, summary="Add or update patents (batch, all or nothing)")
-    def post_patents(patents: Annotated[list[dict], Body(max_length=MAX_BATCH)]) -> UpsertOut:
+    def post_patents(patents: Annotated[list[dict], Body(max_length=MAX_BATCH)],
+                     who: Annotated[Principal, Depends(require_scope("patents:write"))]) -> UpsertOut:
         records = [_validate_patent(p, i, settings) for i, p in enumerate(patents)]
+        for i, record in enumerate(records):
+            _check_patent_owner(who, record.id, record.applicants if "applicants" in record.model_fields_set else [], i,
+                                (record.application_number, record.publication_number))
         return _store_and_index("patents", records)
 
     @app.post("/demands", status_code=201, summary="Post an enterprise technology demand")
-    def post_demand(demand: DemandIn) -> dict:
+    def post_demand(demand: DemandIn, who: Annotated[Principal, Depends(require_scope("demands:write"))]) -> dict:
         check_text(demand.text, "text", settings.max_text_chars)
         data = demand.model_dump()
+        if who.user.role == "enterprise":
+            if demand.enterprise not in ("", who.user.org):
+                raise HTTPException(403, f"this token posts demands of {who.user.org!r} only")
+            data["enterprise"] = who.user.org
+            if demand.id and (old := engine.store.get("demands", demand.id)) is not None and not owns_demand(who.user, old.enterprise):
+                raise HTTPException(403, f"demand {demand.id!r} belongs to another enterprise")
         data["id"] = demand.id or "D-" + hashlib.sha1(f"{demand.title}\n{demand.text}\n{time.time_ns()}".encode()).hexdigest()[:12]
         try:
             record = Demand.model_validate(data)
@@ -138,25 +164,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "matches": f"/demands/{record.id}/matches"}
 
     @app.delete("/patents/{patent_id}", summary="Remove a patent (and from the index)")
-    def delete_patent(patent_id: str) -> dict:
+    def delete_patent(patent_id: str, who: Annotated[Principal, Depends(require_scope("patents:write"))]) -> dict:
+        _check_patent_owner(who, patent_id, [], None)
         return _delete_and_index("patents", patent_id)
 
     @app.delete("/demands/{demand_id}", summary="Remove a demand (and from the index)")
-    def delete_demand(demand_id: str) -> dict:
+    def delete_demand(demand_id: str, who: Annotated[Principal, Depends(require_scope("demands:write"))]) -> dict:
+        _check_demand_owner(who, demand_id)
         return _delete_and_index("demands", demand_id)
 
     @app.get("/demands/{demand_id}/matches", response_model=list[MatchOut], summary="Ranked patents for a stored demand")
     def demand_matches(demand_id: str, filters: Annotated[FilterParams, Query()],
+                       who: Annotated[Principal, Depends(require_scope("read"))],
                        k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+        _check_demand_owner(who, demand_id)
         return engine.match_demand(demand_id, k, filters=filters.filters())
 
     @app.get("/patents/{patent_id}/matches", response_model=list[MatchOut], summary="Demands a stored patent serves")
-    def patent_matches(patent_id: str, k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+    def patent_matches(patent_id: str, who: Annotated[Principal, Depends(require_scope("read"))],
+                       k: Annotated[int, Query(ge=1, le=1000)] = 10) -> list[Match]:
+        if who.user.role == "enterprise":  # the reverse list shows other enterprises' demands
+            raise HTTPException(403, "enterprise accounts cannot list the demands a patent serves")
+        _check_patent_owner(who, patent_id, [], None)
         return engine.match_patent(patent_id, k)
 
     @app.post("/match", response_model=list[MatchOut], summary="Ranked patents for an ad-hoc demand text")
     def match(req: MatchRequest) -> list[Match]:
         return engine.match_text(req.text, req.k, filters=req.filters())
+
+    def _check_patent_owner(who: Principal, patent_id: str, applicants: list[str], position: int | None,
+                            numbers: tuple[str, ...] = ()) -> None:
+        """Universities write only their own patents (api.auth.may_write_patent)."""
+        if may_write_patent(engine.store, who.user, patent_id, applicants, numbers):
+            return
+        if engine.store.get("patents", patent_id) is None and position is None:
+            raise NotFoundError(f"no patent with id {patent_id!r}")
+        where = f"item {position} ({patent_id})" if position is not None else f"patent {patent_id!r}"
+        raise HTTPException(403, f"{where}: {who.user.org!r} is not among its applicants")
+
+    def _check_demand_owner(who: Principal, demand_id: str) -> None:
+        if who.user.role == "staff":
+            return
+        stored = engine.store.get("demands", demand_id)
+        if stored is None:
+            raise NotFoundError(f"no demand with id {demand_id!r}")
+        if not owns_demand(who.user, stored.enterprise):
+            raise HTTPException(403, f"demand {demand_id!r} belongs to another account")
 
     def _store_and_index(kind: str, records: list) -> UpsertOut:
         from indexer.pipeline import sync_index
@@ -174,6 +227,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"deleted": record_id, "indexed": report.total}
 
     return app
+
+
+def _add_web_ui(app: FastAPI) -> None:
+    """The server-rendered pages (api/routes) and their static files, on the same app as the API."""
+    from pathlib import Path
+
+    from fastapi.exception_handlers import http_exception_handler
+
+    from api.routes import enterprise, public, staff, university
+    from api.routes.common import LoginRequired, PageDenied, render
+
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    for module in (public, enterprise, university, staff):
+        app.include_router(module.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, _: LoginRequired) -> Response:
+        return public.login_redirect(request)
+
+    @app.exception_handler(PageDenied)
+    async def _denied(request: Request, exc: PageDenied) -> Response:
+        return render(request, "error.html", {"message": str(exc)}, status=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # Browsers get a page in Chinese; scripts (Accept: application/json or */*) keep FastAPI's JSON.
+        if "text/html" in request.headers.get("accept", "") and exc.status_code != 401:
+            return render(request, "error.html", {"message": exc.detail}, status=exc.status_code)
+        return await http_exception_handler(request, exc)
 
 
 def _validate_patent(raw: dict, position: int, settings: Settings) -> Patent:

@@ -1,4 +1,4 @@
-"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo, doctor, backup, restore."""
+"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo, doctor, backup, restore; web accounts (user) and API tokens (token)."""
 from __future__ import annotations
 
 import argparse
@@ -66,7 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
 
-    sub.add_parser("demo", help="load the shipped demo data, index it and show matches")
+    sub.add_parser("demo", help="load the shipped demo data, index it, show matches and create the first staff login")
+
+    us = sub.add_parser("user", help="web accounts: staff, enterprise (linked to its name), university (linked to its applicant name)")
+    us_sub = us.add_subparsers(dest="user_command", required=True)
+    ua = us_sub.add_parser("add", help="create an account (prints a generated password unless --password-stdin)")
+    ua.add_argument("username", nargs="?", help="login name (or --name)")
+    ua.add_argument("--name", dest="name_opt", metavar="NAME", help="login name")
+    ua.add_argument("--role", choices=["staff", "enterprise", "university"], required=True)
+    ua.add_argument("--org", default="", help="enterprise name (企业名称) or university applicant name (e.g. 浙江大学)")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    us_sub.add_parser("list", help="list accounts")
+
+    tk = sub.add_parser("token", help="API tokens for scripts (Authorization: Bearer <token>)")
+    tk_sub = tk.add_subparsers(dest="token_command", required=True)
+    ta = tk_sub.add_parser("add", help="create a token for USER and print it once")
+    ta.add_argument("user", metavar="USER")
+    ta.add_argument("--scope", action="append", required=True, choices=["read", "patents:write", "demands:write"],
+                    help="repeat for several scopes; limited by the user's role")
+    ta.add_argument("--label", default="", help="what the token is for")
 
     dr = sub.add_parser("doctor", help="check that the database and the indexes agree (exit 1 with a list of problems)")
     dr.add_argument("--repair", action="store_true", help="rebuild the indexes from the database, then check again")
@@ -141,7 +159,15 @@ def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from indexer.pipeline import sync_index
 
-    for r in sync_index(settings, rebuild=args.rebuild):
+    tty = sys.stderr.isatty()
+
+    def progress(kind: str, done: int, total: int) -> None:
+        # On a terminal one line is redrawn; in a log each chunk is a line of its own.
+        start = "\r" if tty else ""
+        print(f"{start}{kind}: embedded {done}/{total}", end="" if tty and done < total else "\n",
+              file=sys.stderr, flush=True)
+
+    for r in sync_index(settings, rebuild=args.rebuild, progress=progress):
         how = "rebuilt" if r.rebuilt else "updated" if r.changed else "up to date"
         print(f"{r.kind}: {how} — {r.total} indexed ({r.added} added, {r.updated} updated, "
               f"{r.removed} removed) in {r.seconds:.1f} s")
@@ -281,7 +307,60 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     first = engine.store.list("patents", limit=1)[0]
     print()
     print(format_table(f"demands served by patent {first.id}: {first.title}", engine.match_patent(first.id, 3)))
-    print("\nnext: `ptm match --text \"...\"`, `ptm serve` (API docs at http://127.0.0.1:8000/docs)")
+    print()
+    _demo_staff_login(settings)
+    print("\nnext: `ptm serve`, then open http://127.0.0.1:8000/ (API docs at /docs); `ptm match --text \"...\"`")
+    return EXIT_OK
+
+
+def _demo_staff_login(settings: Settings) -> None:
+    """The first staff account, so the web UI can be opened right after `ptm demo`; once per workspace."""
+    import secrets
+
+    from api.auth import create_user
+    from api.webstore import WebStore
+
+    web = WebStore(settings.db_path)
+    if web.count_users("staff"):
+        print("web login: a staff account exists already (`ptm user list`; `ptm user add` for more)")
+        return
+    password = secrets.token_urlsafe(12)
+    create_user(web, "staff", "staff", "", password)
+    # Printed once to the terminal that asked for it; only the argon2 hash is stored.
+    print(f"web login created: user `staff`, password `{password}` (shown once; keep it)")
+
+
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    import secrets
+
+    from api.auth import create_user
+    from api.webstore import WebStore
+
+    web = WebStore(settings.db_path)
+    if args.user_command == "list":
+        for u in web.users():
+            print(f"{u.username}\t{u.role}\t{u.org}")
+        return EXIT_OK
+    username = args.name_opt or args.username
+    if not username:
+        raise ValueError("give the login name: `ptm user add NAME --role ...` or --name NAME")
+    generated = not args.password_stdin
+    password = secrets.token_urlsafe(12) if generated else sys.stdin.readline().rstrip("\r\n")
+    user = create_user(web, username, args.role, args.org, password)
+    print(f"created {user.role} account {user.username!r}" + (f" for {user.org}" if user.org else ""))
+    if generated:
+        print(f"password: {password}  (shown once; only its hash is stored)")
+    return EXIT_OK
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import create_token
+    from api.webstore import WebStore
+
+    token = create_token(WebStore(settings.db_path), args.user, args.scope, args.label)
+    print(token)
+    print(f"(scopes: {' '.join(sorted(set(args.scope)))}; shown once, only its hash is stored; "
+          "send it as `Authorization: Bearer <token>`)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -394,7 +473,7 @@ def _describe_counts(manifest: dict) -> str:
 
 COMMANDS = {"ingest": cmd_ingest, "delete": cmd_delete, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
             "serve": cmd_serve, "demo": cmd_demo, "show": cmd_show, "doctor": cmd_doctor,
-            "backup": cmd_backup, "restore": cmd_restore}
+            "backup": cmd_backup, "restore": cmd_restore, "user": cmd_user, "token": cmd_token}
 
 if __name__ == "__main__":
     raise SystemExit(main())

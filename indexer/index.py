@@ -125,8 +125,10 @@ def writer_lock(index_dir: Path, kind: str) -> AbstractContextManager[None]:
     return _exclusive(base / ".lock")
 
 
-def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) -> SyncReport:
-    """Bring the index of `kind` in line with the store: embed and tokenise only new or changed texts."""
+def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False,
+         progress: Callable[[int, int], None] | None = None) -> SyncReport:
+    """Bring the index of `kind` in line with the store: embed and tokenise only new or changed texts.
+    `progress(done, total)` is called as texts are embedded (in chunks of EMBED_CHUNK), for progress bars."""
     start = time.perf_counter()
     base = kind_dir(index_dir, kind)
     base.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
             todo = [i for i in todo if i in texts]
         ordered = [texts[i] for i in todo]
         # Deleting only needs no model: the dimension is known from the previous generation.
-        vectors = inputs.embed(ordered) if ordered or old is None else np.zeros((0, old.dense.d), dtype=np.float32)
+        vectors = _embed(inputs.embed, ordered, progress) if ordered or old is None else np.zeros((0, old.dense.d), dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(todo) or (old is not None and vectors.shape[1] != old.dense.d):
             raise IndexStateError(f"the encoder returned shape {vectors.shape} for {len(todo)} texts")
         dim = vectors.shape[1]
@@ -183,6 +185,24 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False) 
             unchanged=len(want) - len(todo) - len(missing), total=len(tokens), rebuilt=old is None,
             seconds=time.perf_counter() - start, generation=gen,
         )
+
+
+EMBED_CHUNK = 256
+
+
+def _embed(embed: Callable[[list[str]], np.ndarray], texts: list[str],
+           progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """One call without a progress callback (as before); with one, chunks so the caller hears about each."""
+    if progress is None or len(texts) <= EMBED_CHUNK:
+        vectors = embed(texts)
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return vectors
+    parts = []
+    for start in range(0, len(texts), EMBED_CHUNK):
+        parts.append(embed(texts[start : start + EMBED_CHUNK]))
+        progress(min(start + EMBED_CHUNK, len(texts)), len(texts))
+    return np.concatenate(parts)
 
 
 def _compatible_or_none(index_dir: Path, kind: str, inputs: SyncInputs) -> Snapshot | None:

@@ -1,6 +1,7 @@
 """The write path: file → readers → store (one transaction), and store → tokens + embeddings → index."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def ingest_file(settings: Settings, kind: Kind, path: Path, *, dry_run: bool = F
     return result
 
 
-def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: bool = False) -> list[index_mod.SyncReport]:
-    """Incremental unless `rebuild`: only new or changed texts are tokenised and embedded (and embeddings are cached)."""
+def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: bool = False,
+               progress: Callable[[str, int, int], None] | None = None) -> list[index_mod.SyncReport]:
+    """Incremental unless `rebuild`: only new or changed texts are tokenised and embedded (and embeddings are cached).
+    `progress(kind, done, total)` hears about the texts embedded so far."""
     from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
     from indexer.text import get_tokenizer, tokenize
 
@@ -85,5 +88,6 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
             tokenizer=settings.tokenizer,
             extra={"role": role},
         )
-        reports.append(index_mod.sync(settings.index_dir, kind, inputs, rebuild=rebuild))
+        step = None if progress is None else (lambda done, total, kind=kind: progress(kind, done, total))
+        reports.append(index_mod.sync(settings.index_dir, kind, inputs, rebuild=rebuild, progress=step))
     return reports

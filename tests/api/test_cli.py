@@ -124,7 +124,8 @@ def test_delete_then_index_drops_the_patent(capsys, home, small_corpus):
     pid = demo_rows("patents", 1)[0]["id"]
     code, out, _ = run(capsys, "--home", home, "delete", "patents", pid, "nope")
     assert code == 0 and "deleted 1" in out and "1 id(s) were not stored" in out
-    run(capsys, "--home", home, "index")
+    code, _, err = run(capsys, "--home", home, "index")
+    assert code == 0 and "patents: embedded 79/79" in err  # progress, one line per chunk off a terminal
     code, out, _ = run(capsys, "--home", home, "match", "--text", "防爆电池", "-k", "100", "--json")
     ids = [m["id"] for m in json.loads(out)]
     assert len(ids) == 79 and pid not in ids
@@ -251,3 +252,29 @@ def test_filters_do_not_apply_to_the_reverse_direction(capsys, indexed_settings)
     pid = demo_rows("patents", 1)[0]["id"]
     code, _, err = run(capsys, "--home", str(indexed_settings.home), "match", "--patent", pid, "--ipc", "H04N")
     assert code == 2 and "do not apply to --patent" in err
+
+
+def test_user_and_token_commands(capsys, home, monkeypatch):
+    import io
+
+    from api.auth import authenticate
+    from api.webstore import WebStore
+    from indexer.settings import Settings
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a secret password 1\n"))
+    code, out, err = run(capsys, "--home", home, "user", "add", "--role", "staff", "--name", "alice", "--password-stdin")
+    assert code == 0 and "a secret password 1" not in out + err
+    web = WebStore(Settings.from_env(home=home).db_path)
+    assert authenticate(web, "alice", "a secret password 1").role == "staff"
+    code, out, _ = run(capsys, "--home", home, "user", "add", "bob", "--role", "university", "--org", "浙江大学")
+    assert code == 0 and "password: " in out
+    assert authenticate(web, "bob", out.split("password: ")[1].split()[0]).org == "浙江大学"
+    code, _, err = run(capsys, "--home", home, "user", "add", "carol", "--role", "enterprise")
+    assert code == 2 and "--org" in err
+    code, out, _ = run(capsys, "--home", home, "token", "add", "bob", "--scope", "patents:write", "--scope", "read")
+    assert code == 0 and out.startswith("ptm_")
+    assert web.token(__import__("api.auth", fromlist=["hash_secret"]).hash_secret(out.strip()))[1] == ["patents:write", "read"]
+    code, _, err = run(capsys, "--home", home, "token", "add", "bob", "--scope", "demands:write")
+    assert code == 2 and "cannot hold scope" in err
+    code, out, _ = run(capsys, "--home", home, "user", "list")
+    assert "alice\tstaff" in out and "bob\tuniversity\t浙江大学" in out

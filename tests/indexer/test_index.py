@@ -131,3 +131,13 @@ def test_leftover_temp_dirs_from_a_killed_run_are_cleaned(tmp_path):
     index_mod.sync(tmp_path / "index", "patents", _inputs(store, hash_embed))
     assert not list(base.glob(".tmp-*"))
     assert index_mod.load_snapshot(tmp_path / "index", "patents").size == 3
+
+
+def test_progress_callback_hears_each_embedded_chunk(tmp_path, monkeypatch):
+    monkeypatch.setattr(index_mod, "EMBED_CHUNK", 2)
+    store = Store(tmp_path / "db.sqlite")
+    store.upsert("patents", [Patent(id=f"CN{i}B", title=f"锂电池结构{i}", abstract=f"一种锂电池防爆结构，编号{i}。") for i in range(5)])
+    calls: list[tuple[int, int]] = []
+    r = index_mod.sync(tmp_path / "index", "patents", _inputs(store, Recorder()), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(2, 5), (4, 5), (5, 5)] and r.total == 5
+    _assert_consistent(tmp_path, store)

@@ -1,0 +1,1 @@
+"""The web UI's page routes, one module per kind of user; common.py holds what they share."""
