@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import patent_texts  # noqa: E402
+from _common import best_of, patent_texts  # noqa: E402
 
 
 def _init() -> None:
@@ -30,15 +30,6 @@ def _jieba_chunk(texts: list[str]) -> list[list[str]]:
     from indexer.text import jieba_tokens
 
     return [jieba_tokens(t) for t in texts]
-
-
-def best_of(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
