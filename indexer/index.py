@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -42,17 +43,20 @@ class Snapshot:
     hashes: dict[int, str]
     tokens: dict[int, list[str]]  # BM25 tokens (words or bigrams, per the tokenizer setting)
     words: dict[int, list[str]]  # jieba content words, for explanations (the same lists when BM25 uses words)
-    _df: Counter | None = field(default=None, repr=False, compare=False)
+    _df: dict[str, Counter] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:
         return len(self.int_ids)
 
-    def document_frequencies(self) -> Counter:
-        """Word → number of documents containing it (computed once per snapshot), for explanations."""
-        if self._df is None:
-            self._df = Counter(t for toks in self.words.values() for t in set(toks))
-        return self._df
+    def document_frequencies(self, of: Literal["words", "tokens"] = "words") -> Counter:
+        """Term → number of documents containing it, computed once per snapshot: `words` (jieba, for
+        explanations) or `tokens` (what BM25 indexes, for query expansion)."""
+        if of not in ("words", "tokens"):
+            raise ValueError(f"of must be 'words' or 'tokens', not {of!r}")
+        if of not in self._df:
+            self._df[of] = Counter(t for toks in getattr(self, of).values() for t in set(toks))
+        return self._df[of]
 
     def vector(self, int_id: int) -> np.ndarray | None:
         try:

@@ -67,7 +67,7 @@ class Corpus:
             order = self.snapshot.int_ids.tolist()
             tokens = {i: tok("。".join([self.titles[i]] * title_boost + [self.bodies[i]])) for i in order}
             bm25 = index_mod.build_bm25([tokens[i] for i in order])
-            self._variants[key] = replace(self.snapshot, bm25=bm25, tokens=tokens, words=self.snapshot.words, _df=None)
+            self._variants[key] = replace(self.snapshot, bm25=bm25, tokens=tokens, words=self.snapshot.words, _df={})
         return self._variants[key]
 
 
@@ -96,23 +96,13 @@ def expand(query: Query, snap: index_mod.Snapshot, top: list[int], n_terms: int 
     """Pseudo-relevance feedback: Rocchio on the vector, and the top docs' most distinctive terms on the tokens."""
     vecs = np.stack([snap.vector(i) for i in top])
     v = query.vector + beta * vecs.mean(axis=0)
-    df = _token_df(snap)
+    df = snap.document_frequencies("tokens")
     tf = Counter(t for i in top for t in snap.tokens[i] if len(t) > 1)
     n = snap.size
     weight = {t: c * math.log((n + 1) / (df.get(t, 0) + 0.5)) for t, c in tf.items() if t not in query.tokens}
     extra = sorted(weight, key=lambda t: -weight[t])[:n_terms]
     return Query(v / np.linalg.norm(v), query.tokens + extra, query.words)
 
-
-_TOKEN_DF: dict[int, Counter] = {}
-
-
-def _token_df(snap: index_mod.Snapshot) -> Counter:
-    """Document frequencies of the BM25 tokens (not the explanation words), once per token table."""
-    key = id(snap.tokens)
-    if key not in _TOKEN_DF:
-        _TOKEN_DF[key] = Counter(t for toks in snap.tokens.values() for t in set(toks))
-    return _TOKEN_DF[key]
 
 
 @dataclass

@@ -141,3 +141,17 @@ def test_progress_callback_hears_each_embedded_chunk(tmp_path, monkeypatch):
     r = index_mod.sync(tmp_path / "index", "patents", _inputs(store, Recorder()), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(2, 5), (4, 5), (5, 5)] and r.total == 5
     _assert_consistent(tmp_path, store)
+
+
+def test_document_frequencies_are_kept_per_field(tmp_path):
+    store = Store(tmp_path / "db.sqlite")
+    store.upsert("patents", PATENTS)
+    inputs = _inputs(store, hash_embed)
+    inputs.tokenize = lambda texts: [["锂电"] for _ in texts]  # BM25 tokens differ from the explanation words
+    inputs.words = tokenize_many
+    index_mod.sync(tmp_path / "index", "patents", inputs)
+    snap = index_mod.load_snapshot(tmp_path / "index", "patents")
+    assert snap.document_frequencies("tokens") == {"锂电": 3}
+    assert snap.document_frequencies()["涂层"] == 1
+    with pytest.raises(ValueError, match="'words' or 'tokens'"):
+        snap.document_frequencies("bigrams")
