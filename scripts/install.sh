@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${PTM_VENV:-.venv}
 extra=""
-[ "${1:-}" = "--dev" ] && extra="[dev]"
+# --dev also installs the scale extra so CI exercises the Qdrant and Ray paths.
+[ "${1:-}" = "--dev" ] && extra="[dev,scale]"
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
