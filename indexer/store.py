@@ -15,7 +15,7 @@ from indexer.value import patent_value
 
 Kind = Literal["patents", "demands"]
 KINDS: tuple[Kind, ...] = ("patents", "demands")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MODELS: dict[str, type[Patent] | type[Demand]] = {"patents": Patent, "demands": Demand}
 
 # Each kind is one table; `int_id` is the int64 id FAISS stores, `id` the user's own id. The whole record
@@ -81,8 +81,62 @@ def _migrate_1_to_2(con: sqlite3.Connection) -> None:
         _set_derived_columns(con, int_id, Patent.model_validate_json(data))
 
 
+# Version 3: the centre's ledger (indexer/ledger.py) — matchmaking sessions and the deals that follow them,
+# in the same file so `ptm backup` covers them. deals.patent_id is the user id, deliberately not a foreign
+# key: a deal stays on record (and in the reports) even when the patent is later removed from the catalogue.
+# The table is matchmaking_sessions, not sessions: api/webstore.py keeps its login sessions in this same file.
+_LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS matchmaking_sessions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    title TEXT NOT NULL,
+    date TEXT,
+    venue TEXT NOT NULL DEFAULT '',
+    theme_json TEXT NOT NULL DEFAULT '{}',
+    limits_json TEXT NOT NULL DEFAULT '{}',
+    plan_json TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE IF NOT EXISTS deals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    patent_id TEXT NOT NULL,
+    enterprise TEXT NOT NULL,
+    demand_id TEXT,
+    session_id INTEGER REFERENCES matchmaking_sessions(id) ON DELETE SET NULL,
+    stage TEXT NOT NULL,
+    kind TEXT,
+    amount_wan REAL,
+    engine_rank INTEGER,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (patent_id, enterprise)
+);
+CREATE INDEX IF NOT EXISTS deals_stage ON deals(stage);
+CREATE INDEX IF NOT EXISTS deals_session ON deals(session_id);
+CREATE TABLE IF NOT EXISTS deal_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    deal_id INTEGER NOT NULL REFERENCES deals(id) ON DELETE CASCADE,
+    stage TEXT NOT NULL,
+    kind TEXT,
+    amount_wan REAL,
+    on_date TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    user TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX IF NOT EXISTS deal_events_deal ON deal_events(deal_id);
+"""
+
+
+def _migrate_2_to_3(con: sqlite3.Connection) -> None:
+    # executescript would COMMIT the migration's open transaction; one statement at a time keeps it atomic.
+    for statement in _LEDGER_SCHEMA.split(";"):
+        if statement.strip():
+            con.execute(statement)
+
+
 #: from-version → the step that upgrades it by one, inside the opening transaction.
-_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 class StoreError(RuntimeError):

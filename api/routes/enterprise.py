@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.auth import owns_demand
 from api.routes.common import PageDenied, checked_form, page_user, render, state
 from api.webstore import User
+from indexer.ledger import Ledger
 from indexer.records import Demand
 from indexer.store import Store
 from matcher.engine import MatchError, Matches
@@ -151,7 +152,7 @@ def demand_page(request: Request, demand_id: str) -> Response:
 async def interest(request: Request, demand_id: str) -> Response:
     user, form = await checked_form(request, "enterprise")
     _, store, web = state(request)
-    own_demand(request, user, demand_id)
+    demand = own_demand(request, user, demand_id)
     patent_id = str(form.get("patent_id", ""))
     if store.get("patents", patent_id) is None:
         raise PageDenied("没有这个专利")
@@ -159,4 +160,8 @@ async def interest(request: Request, demand_id: str) -> Response:
         web.remove_interest(demand_id, patent_id)
     else:
         web.add_interest(demand_id, patent_id, user.org)
+        # Marked interest is the 意向 stage of the centre's ledger (issue 7): a new or recommended deal advances;
+        # the enterprise is named as sessions name it (the demand's enterprise, else its id).
+        Ledger(store).note_interest(patent_id, demand.enterprise.strip() or demand.id, demand_id=demand_id,
+                                    user=user.username)
     return RedirectResponse(f"/enterprise/demands/{demand_id}#p-{patent_id}", status_code=303)

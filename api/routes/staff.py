@@ -6,6 +6,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.jobs import KIND_LABELS, index_body
 from api.routes.common import PageDenied, checked_form, page_user, render, state
+from api.routes.deals import dashboard_outcomes
 from matcher.engine import MatchError
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
@@ -17,13 +18,16 @@ def dashboard(request: Request) -> Response:
     page_user(request, "staff")
     _, store, web = state(request)
     transferable = len(store.select_int_ids("patents", "transferable = 1", []))
+    outcomes, amount_chart = dashboard_outcomes(request)
     figures = [
         ("专利", store.count("patents")), ("可转化专利", transferable), ("企业需求", store.count("demands")),
         ("意向", web.count("interests")), ("入围（候选清单）", web.count("shortlist")), ("在线会话", web.count_sessions()),
-        # Transfers are recorded by the negotiation-sessions issue; until then there are none to count.
-        ("已完成转化", 0), ("成交总额（万元）", 0),
+        # From the ledger (indexer/ledger.py): signed excludes contracts dropped after signing.
+        ("签约项目", outcomes.signed), ("签约金额（万元）", f"{outcomes.signed_amount_wan:,.2f}"),
+        ("已完成转化", outcomes.completed),
     ]
-    return render(request, "staff_dashboard.html", {"figures": figures, "jobs": web.jobs(10), "kind_labels": KIND_LABELS})
+    return render(request, "staff_dashboard.html", {"figures": figures, "jobs": web.jobs(10), "kind_labels": KIND_LABELS,
+                                                    "amount_chart": amount_chart})
 
 
 @router.get("/demands")
