@@ -1,4 +1,4 @@
-"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo, doctor, backup, restore; web accounts (user) and API tokens (token)."""
+"""The `ptm` command line: ingest, index, match (both directions, filters, batch JSON contract), show, eval, serve, demo, doctor, backup, restore; web accounts (user) and API tokens (token); matchmaking sessions (sessions); outcomes ledger (deals)."""
 from __future__ import annotations
 
 import argparse
@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     idx = sub.add_parser("index", help="bring the search indexes in line with the database (incremental)")
     idx.add_argument("--rebuild", action="store_true", help="rebuild from scratch instead of incrementally")
+    idx.add_argument("--ray", action="store_true", help="embed the texts missing from the embedding cache on Ray "
+                     "Data first (millions of patents; see README 'Running at national scale')")
+    idx.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to use, e.g. auto or ray://head:10001 "
+                     "(default: start a local Ray on this machine)")
+    idx.add_argument("--ray-workers", type=int, default=1, metavar="N", help="Ray actors, each holding one model")
 
     m = sub.add_parser("match", help="rank patents for a demand, or demands for a patent")
     src = m.add_mutually_exclusive_group(required=True)
@@ -97,7 +102,56 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="replace the workspace with a backup (verified first, swapped in at once)")
     rs.add_argument("src", type=Path, metavar="SRC")
     rs.add_argument("--force", action="store_true", help="restore over a non-empty workspace (kept as <home>.before-restore-<time>)")
+    _add_sessions_parser(sub)
+    _add_deals_parser(sub)
     return p
+
+
+def _add_sessions_parser(sub) -> None:
+    """`ptm sessions plan|series|list|show|export` (issue 7: matchmaking sessions 对接会)."""
+    from api.exports import FORMATS
+
+    se = sub.add_parser("sessions", help="matchmaking sessions (对接会): plan one or a series, list, show, export")
+    se_sub = se.add_subparsers(dest="sessions_command", required=True)
+
+    def caps(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--slots", type=int, required=True, help="pitch slots = most patents presented")
+        q.add_argument("--seats", type=int, required=True, help="enterprise seats = most enterprises invited")
+        q.add_argument("--max-per-university", type=int, metavar="N", help="most patents from one owner (first applicant)")
+        q.add_argument("--max-per-field", type=int, metavar="N", help="most patents from one IPC subclass")
+        q.add_argument("--min-quality", choices=["强", "中"], default="强",
+                       help="weakest pair that counts as a match (default 强; 中 for a corpus where nothing reaches 强)")
+        q.add_argument("--json", action="store_true", help="print the plan as JSON")
+        q.add_argument("--save", action="store_true", help="store it (and a 推荐 deal per realised pair); prints the id")
+
+    pl = se_sub.add_parser("plan", help="propose the patents and enterprises of one session on a theme")
+    pl.add_argument("--theme", default="", help='field keywords in Chinese, e.g. "锂电池 正极"')
+    pl.add_argument("--ipc", action="append", default=[], metavar="PREFIX", help="IPC prefix (repeat for several)")
+    pl.add_argument("--industry", default="", help="industry of the demands, e.g. 新能源")
+    caps(pl)
+    pl.add_argument("--date", metavar="YYYY-MM-DD", help="the session's date")
+    pl.add_argument("--title", help="the session's title (default: 对接会 · <theme>)")
+    pl.add_argument("--venue", default="", help="where it takes place")
+    for name, what in (("patent", "ID"), ("enterprise", "NAME")):
+        pl.add_argument(f"--include-{name}", action="append", default=[], metavar=what, help=f"pin this {name} (repeat)")
+        pl.add_argument(f"--exclude-{name}", action="append", default=[], metavar=what, help=f"leave this {name} out (repeat)")
+
+    sr = se_sub.add_parser("series", help="split the corpus into K themed sessions and show the demand coverage")
+    sr.add_argument("--k", type=int, required=True, help="number of sessions")
+    caps(sr)
+    sr.add_argument("--seed", type=int, default=0, help="clustering seed (the same seed gives the same series)")
+    sr.add_argument("--title", default="对接会", help="title prefix of the saved sessions")
+
+    se_sub.add_parser("list", help="the saved sessions, latest first")
+    ss = se_sub.add_parser("show", help="a saved session's plan")
+    ss.add_argument("id", type=int, metavar="ID")
+    ss.add_argument("--json", action="store_true", help="print the stored record as JSON")
+    sx = se_sub.add_parser("export", help="write a saved session's agenda, letters and briefs as XLSX or printable HTML")
+    sx.add_argument("id", type=int, metavar="ID")
+    sx.add_argument("--format", choices=FORMATS, default="xlsx", help="xlsx (three sheets) or html (printable)")
+    sx.add_argument("-o", "--output", type=Path, metavar="FILE", help="default: session-ID.FORMAT here")
+    sx.add_argument("--start", default="09:30", metavar="HH:MM", help="first slot's start (default 09:30)")
+    sx.add_argument("--slot-minutes", type=int, default=15, metavar="N", help="length of a slot (default 15)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +213,9 @@ def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     from indexer.pipeline import sync_index
 
+    if getattr(args, "ray", False):
+        embed_on_ray(settings, args.ray_address, args.ray_workers)
+
     tty = sys.stderr.isatty()
 
     def progress(kind: str, done: int, total: int) -> None:
@@ -172,6 +229,16 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{r.kind}: {how} — {r.total} indexed ({r.added} added, {r.updated} updated, "
               f"{r.removed} removed) in {r.seconds:.1f} s")
     return EXIT_OK
+
+
+def embed_on_ray(settings: Settings, address: str | None, workers: int) -> None:
+    """`ptm index --ray`: fill the embedding cache on Ray Data; the sync that follows then embeds nothing."""
+    from indexer.ray_embed import embed_with_ray, start_ray
+
+    print(f"ray: connected in {start_ray(address):.1f} s", file=sys.stderr, flush=True)
+    for r in embed_with_ray(settings, concurrency=workers,
+                            progress=lambda n: print(f"ray: embedded {n}", file=sys.stderr, flush=True)):
+        print(f"{r.kind}: {r.texts} texts, {r.cached} already cached, {r.embedded} embedded on Ray")
 
 
 def cmd_match(settings: Settings, args: argparse.Namespace) -> int:
@@ -471,9 +538,338 @@ def _describe_counts(manifest: dict) -> str:
     return ", ".join(f"{c['stored']} {kind} ({c['indexed']} indexed)" for kind, c in manifest["counts"].items())
 
 
+# ---- sessions (对接会, issue 7) ----------------------------------------------------------------------
+def cmd_sessions(settings: Settings, args: argparse.Namespace) -> int:
+    commands = {"plan": _sessions_plan, "series": _sessions_series, "list": _sessions_list,
+                "show": _sessions_show, "export": _sessions_export}
+    if args.sessions_command not in commands:
+        raise ValueError(f"sessions command must be one of {', '.join(commands)}, not {args.sessions_command!r}")
+    return commands[args.sessions_command](settings, args)
+
+
+def _limits_from_args(args: argparse.Namespace):
+    from matcher.sessions.plan import Limits
+
+    limits = Limits(slots=args.slots, seats=args.seats, max_per_university=args.max_per_university,
+                    max_per_field=args.max_per_field)
+    limits.validate()
+    return limits
+
+
+def _parse_date(value: str | None):
+    from datetime import date
+
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--date must be a date like 2026-12-10, not {value!r}") from None
+
+
+def _sessions_plan(settings: Settings, args: argparse.Namespace) -> int:
+    from api.planning import Edits, limits_dict, save_plan, solve, theme_dict
+    from indexer.ledger import Ledger
+    from matcher.engine import Engine
+    from matcher.sessions.candidates import Theme
+
+    theme = Theme(keywords=args.theme.strip(), ipc=tuple(args.ipc), industry=args.industry.strip())
+    if not (theme.keywords or theme.ipc or theme.industry):
+        raise ValueError("give a theme: --theme \"锂电池 正极\", --ipc H01M and/or --industry 新能源")
+    limits, on = _limits_from_args(args), _parse_date(args.date)
+    edits = Edits.from_dict({"include_patents": args.include_patent, "exclude_patents": args.exclude_patent,
+                             "include_enterprises": args.include_enterprise,
+                             "exclude_enterprises": args.exclude_enterprise})
+    engine = Engine(settings)
+    plan = solve(engine, theme, limits, edits, args.min_quality)
+    saved = None
+    if args.save:
+        saved = save_plan(Ledger(engine.store), plan, title=args.title or f"对接会 · {theme.label()}", on=on,
+                          theme=theme_dict(theme), limits=limits_dict(limits, edits, args.min_quality),
+                          venue=args.venue)
+    if args.json:
+        print(json.dumps({**plan.to_dict(), "session_id": saved[0] if saved else None}, ensure_ascii=False))
+    else:
+        print(format_session_plan(plan, engine.store))
+        if saved:
+            print(f"saved as session {saved[0]}; {saved[1]} 推荐 deal(s) recorded; "
+                  f"next: `ptm sessions export {saved[0]} --format xlsx`")
+    return EXIT_OK
+
+
+def _sessions_series(settings: Settings, args: argparse.Namespace) -> int:
+    from api.planning import Edits, limits_dict, save_plan
+    from indexer.ledger import Ledger
+    from matcher.engine import Engine
+    from matcher.sessions.candidates import plan_series
+
+    if args.k < 1:
+        raise ValueError(f"--k must be a whole number >= 1, not {args.k}")
+    limits = _limits_from_args(args)
+    engine = Engine(settings)
+    series = plan_series(engine, args.k, limits, seed=args.seed, min_quality=args.min_quality)
+    ids = []
+    if args.save:
+        ledger = Ledger(engine.store)
+        for i, plan in enumerate(series.sessions, start=1):
+            ids.append(save_plan(ledger, plan, title=f"{args.title} {i}/{args.k} · {plan.theme}", on=None,
+                                 theme={"label": plan.theme, "series": i, "k": args.k, "seed": args.seed},
+                                 limits=limits_dict(limits, Edits(), args.min_quality))[0])
+    if args.json:
+        print(json.dumps({**series.to_dict(), "session_ids": ids}, ensure_ascii=False))
+        return EXIT_OK
+    for i, plan in enumerate(series.sessions, start=1):
+        print(f"== session {i}/{args.k}" + (f" (saved as {ids[i - 1]})" if ids else ""))
+        print(format_session_plan(plan, engine.store))
+        print()
+    print(format_coverage(series.coverage, args.min_quality))
+    return EXIT_OK
+
+
+def _sessions_list(settings: Settings, args: argparse.Namespace) -> int:
+    from indexer.ledger import Ledger
+    from indexer.pipeline import open_store
+
+    records = Ledger(open_store(settings)).sessions()
+    if not records:
+        print("no sessions saved yet; plan one with `ptm sessions plan --theme ... --slots N --seats M --save`")
+    for r in records:
+        plan = r.plan
+        print(f"{r.id:>4}  {r.date.isoformat() if r.date else '(no date)':<10}  {len(plan.get('patents', [])):>3} patents  "
+              f"{len(plan.get('enterprises', [])):>3} enterprises  objective {float(plan.get('objective', 0)):.3f}  {r.title}")
+    return EXIT_OK
+
+
+def _sessions_show(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from api.planning import saved_plan
+    from indexer.ledger import Ledger
+    from indexer.pipeline import open_store
+
+    store = open_store(settings)
+    record = Ledger(store).session(args.id)
+    if record is None:
+        raise ValueError(f"there is no session {args.id}; list them with `ptm sessions list`")
+    if args.json:
+        print(json.dumps(asdict(record), ensure_ascii=False, default=str))
+        return EXIT_OK
+    print(f"session {record.id}: {record.title}" + (f"  {record.date.isoformat()}" if record.date else "") +
+          (f"  {record.venue}" if record.venue else ""))
+    print(format_session_plan(saved_plan(record), store))
+    return EXIT_OK
+
+
+def _sessions_export(settings: Settings, args: argparse.Namespace) -> int:
+    from api.exports import Timing, parse_start
+    from api.planning import export_session
+    from indexer.ledger import Ledger
+    from matcher.engine import Engine
+
+    engine = Engine(settings)
+    data = export_session(engine, Ledger(engine.store), args.id, args.format,
+                          Timing(start=parse_start(args.start), slot_minutes=args.slot_minutes))
+    out = args.output or Path(f"session-{args.id}.{args.format}")
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data):,} bytes, {args.format})")
+    return EXIT_OK
+
+
+def format_session_plan(plan, store) -> str:
+    """A plan for the terminal: each slot's patent, owner and matched enterprises; each enterprise's patents."""
+    patents = {pid: store.get("patents", pid) for pid in plan.patents}
+    lines = [f"session plan: {plan.theme or '(no theme)'}  [{plan.status}]  objective {plan.objective:.4f}; "
+             f"{len(plan.patents)} patents, {len(plan.enterprises)} enterprises; "
+             f"unfilled: {plan.unfilled_slots} slot(s), {plan.unfilled_seats} seat(s)"]
+    if not plan.patents:
+        lines.append("  no patent has a strong match with an enterprise on this theme; widen the theme or check "
+                     "that demands are indexed")
+        return "\n".join(lines)
+    lines.append("slots")
+    for slot, pid in enumerate(plan.patents, start=1):
+        p = patents[pid]
+        owner = p.applicants[0] if p and p.applicants else "—"
+        lines.append(f"{slot:>4}  {pid:<20}  {(p.title if p else '(deleted)')[:36]}  [{owner}]")
+        matched = [f"{q.enterprise} {q.score:.3f}" for q in plan.pairs if q.patent_id == pid]
+        lines.append(f"{'':>6}→ {', '.join(matched)}")
+    lines.append("invited enterprises")
+    for e in plan.enterprises:
+        matched = [f"{q.patent_id} {q.score:.3f}" for q in plan.pairs if q.enterprise == e]
+        lines.append(f"  {e}: {', '.join(matched)}")
+    return "\n".join(lines)
+
+
+def format_coverage(coverage, min_quality: str = "强") -> str:
+    match = "strong (强) match" if min_quality == "强" else f"{min_quality}-or-better match"
+    share = coverage.covered / coverage.with_strong_match if coverage.with_strong_match else 0.0
+    lines = [f"coverage: {coverage.covered} of the {coverage.with_strong_match} demands that have a {match} "
+             f"somewhere ({share:.0%}) meet one in the series; {coverage.demands} demands in all, "
+             f"{len(coverage.unmatched)} with no {match} in the corpus"]
+    if coverage.uncovered:
+        lines.append(f"  left without a presented {match}: " + ", ".join(coverage.uncovered))
+    if coverage.unmatched:
+        lines.append(f"  no {match} anywhere: " + ", ".join(coverage.unmatched))
+    return "\n".join(lines)
+
+
+# ---- deals: the centre's ledger (issue 7 outcomes) ----------------------------------------------------------
+def _add_deals_parser(sub) -> None:
+    """`ptm deals record|list|report|eval`: outcomes of matchmaking, stage by stage, amounts in 万元."""
+    dl = sub.add_parser("deals", help="outcomes (推荐→意向→洽谈→签约→完成, 终止): record, list, report, evaluate the ranking")
+    dl_sub = dl.add_subparsers(dest="deals_command", required=True)
+    rc = dl_sub.add_parser("record", help="move the (PATENT, ENTERPRISE) deal to a stage (creates it if new)")
+    rc.add_argument("patent", metavar="PATENT")
+    rc.add_argument("enterprise", metavar="ENTERPRISE")
+    rc.add_argument("--stage", required=True, help="推荐 意向 洽谈 签约 完成 终止 (or recommended interest negotiation "
+                                                    "signed completed dropped)")
+    rc.add_argument("--kind", help="contract kind at 签约: 转让 许可 作价入股 (assignment licence equity)")
+    rc.add_argument("--amount", type=float, metavar="WAN", help="contract amount in 万元 (0 for a free licence)")
+    rc.add_argument("--date", metavar="YYYY-MM-DD", help="when the stage was reached (default today)")
+    rc.add_argument("--demand", metavar="ID", help="the enterprise's demand this deal answers")
+    rc.add_argument("--session", type=int, metavar="ID", help="the session (对接会) it came from")
+    rc.add_argument("--note", default="", help="free text kept with this step")
+    rc.add_argument("--correct", action="store_true", help="allow moving back (or reopening 终止) to fix a mistaken entry")
+    rc.add_argument("--json", action="store_true", help="print the deal as JSON")
+    ls = dl_sub.add_parser("list", help="the deals in pipeline order")
+    ls.add_argument("--stage", help="only deals at this stage")
+    ls.add_argument("--session", type=int, metavar="ID", help="only deals from this session")
+    ls.add_argument("--json", action="store_true", help="one JSON array")
+    rp = dl_sub.add_parser("report", help="totals and amounts grouped by period, university, field or session")
+    rp.add_argument("--by", default="period", help="period | university | field | session (default period)")
+    rp.add_argument("--period", default="quarter", help="month | quarter | year of the 签约 date (default quarter)")
+    rp.add_argument("--json", action="store_true", help="totals and rows as JSON")
+    ev = dl_sub.add_parser("eval", help="how highly the engine ranked the pairs that went on to 意向 / 签约")
+    ev.add_argument("--recorded-only", action="store_true", help="only the ranks recorded at recommendation (no re-match)")
+    ev.add_argument("--depth", type=int, default=100, metavar="K", help="re-match depth: a pair below it is a miss (default 100)")
+    ev.add_argument("--json", action="store_true", help="the metrics as JSON")
+
+
+def cmd_deals(settings: Settings, args: argparse.Namespace) -> int:
+    commands = {"record": _deals_record, "list": _deals_list, "report": _deals_report, "eval": _deals_eval}
+    if args.deals_command not in commands:
+        raise ValueError(f"deals command must be one of {', '.join(commands)}, not {args.deals_command!r}")
+    return commands[args.deals_command](settings, args)
+
+
+def _ledger(settings: Settings):
+    from indexer.ledger import Ledger
+    from indexer.pipeline import open_store
+
+    return Ledger(open_store(settings))
+
+
+def _deal_json(deal) -> dict:
+    from dataclasses import asdict
+
+    return {**asdict(deal), "reached": deal.reached, "signed_on": deal.signed_on}
+
+
+def _wan(amount: float | None) -> str:
+    return "" if amount is None else f"{amount:,.2f}"
+
+
+def _deals_record(settings: Settings, args: argparse.Namespace) -> int:
+    on = _parse_date(args.date)
+    deal = _ledger(settings).record(args.patent, args.enterprise, args.stage, demand_id=args.demand, kind=args.kind,
+                                    amount_wan=args.amount, on=on, session_id=args.session, note=args.note,
+                                    user="cli", correct=args.correct)
+    if args.json:
+        print(json.dumps(_deal_json(deal), ensure_ascii=False, default=str))
+        return EXIT_OK
+    terms = f" ({deal.kind}, {_wan(deal.amount_wan)} 万元)" if deal.kind else ""
+    print(f"deal {deal.id}: {deal.patent_id} × {deal.enterprise} → {deal.stage}{terms} "
+          f"on {deal.stage_dates.get(deal.stage)}")
+    return EXIT_OK
+
+
+def _deals_list(settings: Settings, args: argparse.Namespace) -> int:
+    deals = _ledger(settings).deals(stage=args.stage, session_id=args.session)
+    if args.json:
+        print(json.dumps([_deal_json(d) for d in deals], ensure_ascii=False, default=str))
+        return EXIT_OK
+    rows = [[str(d.id), d.stage, d.patent_id, d.enterprise, d.kind or "", _wan(d.amount_wan),
+             str(d.signed_on or ""), str(d.session_id or ""), str(d.engine_rank or "")] for d in deals]
+    print(aligned_table(["id", "stage", "patent", "enterprise", "kind", "万元", "signed", "session", "rank"], rows,
+                        right=(0, 5, 7, 8)))
+    signed = [d for d in deals if d.stage in ("签约", "完成")]
+    print(f"{len(deals)} deals; {len(signed)} signed or completed, "
+          f"{_wan(sum(d.amount_wan or 0 for d in signed))} 万元")
+    return EXIT_OK
+
+
+_REPORT_COLUMNS = ("deals", "interest", "negotiating", "signed", "completed", "dropped", "signed_amount_wan",
+                   "completed_amount_wan")
+_REPORT_HEADER = ["deals", "意向", "洽谈", "签约", "完成", "终止", "签约万元", "完成万元"]
+
+
+def _report_cells(totals) -> list[str]:
+    values = totals.to_dict()
+    return [_wan(values[c]) if c.endswith("_wan") else str(values[c]) for c in _REPORT_COLUMNS]
+
+
+def _deals_report(settings: Settings, args: argparse.Namespace) -> int:
+    from matcher.sessions.outcomes import ledger_reports
+
+    overall, reports = ledger_reports(_ledger(settings), [args.by], args.period)
+    rows = reports[args.by]
+    if args.json:
+        print(json.dumps({"by": args.by, "period": args.period if args.by == "period" else None,
+                          "totals": overall.to_dict(), "rows": [r.to_dict() for r in rows]}, ensure_ascii=False))
+        return EXIT_OK
+    table = [[r.key, *_report_cells(r.totals)] for r in rows] + [["合计", *_report_cells(overall)]]
+    print(aligned_table([args.by, *_REPORT_HEADER], table, right=range(1, len(_REPORT_HEADER) + 1)))
+    kinds = ", ".join(f"{k} {t.count} ({_wan(t.amount_wan)} 万元)" for k, t in overall.by_kind.items())
+    print(f"by kind: {kinds}")
+    return EXIT_OK
+
+
+def _deals_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from matcher.sessions.outcomes import RECALL_KS, current_ranks, evaluate_ranking
+
+    ledger = _ledger(settings)
+    deals = ledger.deals()
+    current = None
+    if not args.recorded_only:
+        from matcher.engine import Engine
+
+        current = current_ranks(Engine(settings, ledger.store), deals, depth=args.depth)
+    rows = evaluate_ranking(deals, current)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print("no deal has reached 意向 with a known engine rank yet; record outcomes with `ptm deals record`")
+        return EXIT_OK
+    table = [[r.outcome, r.source, str(r.metrics.pairs), str(r.metrics.found), f"{r.metrics.mrr:.3f}",
+              *(f"{r.metrics.recall[k]:.3f}" for k in RECALL_KS),
+              "" if r.metrics.median_rank is None else f"{r.metrics.median_rank:g}"] for r in rows]
+    print(aligned_table(["reached", "rank", "pairs", "found", "MRR", *(f"R@{k}" for k in RECALL_KS), "median"], table,
+                        right=range(2, 9)))
+    return EXIT_OK
+
+
+def _display_width(text: str) -> int:
+    import unicodedata
+
+    # Chinese characters take two terminal columns; without this the columns drift.
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def aligned_table(header: list[str], rows: list[list[str]], right: Sequence[int] = ()) -> str:
+    """Columns padded to the widest cell (by terminal width); `right` = indexes of right-aligned columns."""
+    widths = [max(_display_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        pads = [" " * (w - _display_width(c)) for c, w in zip(cells, widths)]
+        return "  ".join(p + c if i in right else c + p for i, (c, p) in enumerate(zip(cells, pads))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
 COMMANDS = {"ingest": cmd_ingest, "delete": cmd_delete, "index": cmd_index, "match": cmd_match, "eval": cmd_eval,
             "serve": cmd_serve, "demo": cmd_demo, "show": cmd_show, "doctor": cmd_doctor,
-            "backup": cmd_backup, "restore": cmd_restore, "user": cmd_user, "token": cmd_token}
+            "backup": cmd_backup, "restore": cmd_restore, "user": cmd_user, "token": cmd_token, "sessions": cmd_sessions,
+            "deals": cmd_deals}
 
 if __name__ == "__main__":
     raise SystemExit(main())

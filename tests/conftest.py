@@ -54,3 +54,23 @@ def writable_indexed_settings(tmp_path_factory: pytest.TempPathFactory, indexed_
     home = tmp_path_factory.mktemp("writable") / "ws"
     shutil.copytree(indexed_settings.home, home)
     return replace(indexed_settings, home=home)
+
+
+# ---- matchmaking sessions (issue 7) -------------------------------------------------------------
+SESSION_ENTERPRISES = ("星火电池有限公司", "=HYPERLINK(\"x\")科技", "<b>华信</b>通信")
+
+
+def add_session_demands(settings: Settings, per_enterprise: int = 2) -> list[str]:
+    """Demands written from stored patents' abstracts, so their patents are strong (强) matches, as real demands
+    of the demo data are not; one enterprise per group of `per_enterprise` patents (the names test escaping).
+    Indexes them and returns the patent ids they were written from."""
+    from indexer.pipeline import open_store, sync_index
+    from indexer.records import Demand
+
+    store = open_store(settings)
+    patents = store.list("patents", limit=per_enterprise * len(SESSION_ENTERPRISES))
+    demands = [Demand(id=f"SD-{i}", title=p.title, text="我们企业需要这样的技术：" + p.abstract[:200],
+                      enterprise=SESSION_ENTERPRISES[i // per_enterprise]) for i, p in enumerate(patents)]
+    store.upsert("demands", demands)
+    sync_index(settings, kinds=("demands",))
+    return [p.id for p in patents]

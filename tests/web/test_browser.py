@@ -162,3 +162,43 @@ def test_narrow_screen_has_no_overflow(browser, base_url):
     pg.wait_for_selector("article.match")
     shot(pg, "13-mobile-search", full_page=False)
     context.close()
+
+
+def test_staff_plans_saves_and_exports_a_session(page, web_app, tmp_path):
+    """Issue 7: plan a 对接会, remove a patent (re-solved), save, then both export links deliver."""
+    import re
+
+    import openpyxl
+
+    from tests.conftest import add_session_demands
+
+    add_session_demands(web_app.state.engine.settings)  # the demo demands have no strong match
+    sign_in(page, "staff1")
+    page.get_by_role("link", name="对接会", exact=True).click()
+    page.get_by_label("行业", exact=True).fill("我们企业需要")
+    page.get_by_label("路演席位（项专利）").fill("4")
+    page.get_by_label("企业席位（家）").fill("3")
+    page.get_by_label("日期", exact=True).fill("2026-12-10")
+    shot(page, "14-sessions-new")
+    page.get_by_role("button", name="生成方案").click()
+    page.wait_for_selector("table.plan-patents")
+    rows = page.locator("table.plan-patents tbody tr")
+    removed = rows.first.locator("small").inner_text()
+    rows.first.get_by_role("button", name="移除").click()
+    page.wait_for_selector("ul.removed")
+    assert removed in page.locator("ul.removed").inner_text()
+    assert removed not in page.locator("table.plan-patents").inner_text()
+    shot(page, "15-sessions-plan")
+    page.get_by_role("button", name="保存方案").click()
+    page.wait_for_url(re.compile(r"/staff/sessions/\d+$"))
+    assert page.get_by_role("heading", name="议程").is_visible()
+    shot(page, "16-sessions-saved")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="导出议程 XLSX").click()
+    saved = tmp_path / "agenda.xlsx"
+    download.value.save_as(saved)
+    assert openpyxl.load_workbook(saved).sheetnames == ["议程", "邀请企业", "专利简介"]
+    page.goto(page.get_by_role("link", name=re.compile("打印版")).get_attribute("href"))
+    assert page.get_by_role("heading", name="议程").is_visible() and page.locator("section.brief").count() >= 1
+    assert removed not in page.locator("section.agenda").inner_text()
+    shot(page, "17-sessions-print")
