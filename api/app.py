@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import LoginThrottle, Principal, may_write_patent, owns_demand, require_scope
-from api.jobs import JobRunner
+from api.jobs import JobRunner, index_syncs
 from api.webstore import WebStore
+from indexer.backup import serving
 from indexer.records import Demand, Patent, RecordError, check_text, first_error
 from indexer.settings import Settings
 from indexer.store import StoreError
@@ -27,6 +31,35 @@ from matcher.engine import Engine, Match, MatchError, NotFoundError
 from matcher.filters import FilterError, Filters, build_filters
 
 MAX_BATCH = 5_000
+# Pages run only their own /static scripts: an injected <script>, inline handler or javascript: URL does not run
+# even if escaping ever failed. Inline <style> stays allowed for the printable session export (one self-contained
+# file); styles cannot run code. /docs and /redoc are FastAPI's pages (CDN script, inline bootstrap): exempt.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+_CSP_EXEMPT = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """ASGI middleware adding CSP, nosniff and a same-origin referrer policy to every HTTP response."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        exempt = scope["path"].startswith(_CSP_EXEMPT)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if not exempt:
+                    headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class FilterParams(BaseModel):
@@ -92,7 +125,14 @@ class UpsertOut(BaseModel):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = Engine(settings)
-    app = FastAPI(title="Patent transfer matchmaking engine", version="0.1.0",
+
+    @asynccontextmanager
+    async def hold_workspace(_: FastAPI) -> AsyncIterator[None]:
+        # While serving, `ptm restore` refuses to swap the workspace out from under us (indexer/backup.py).
+        with serving(settings.home):
+            yield
+
+    app = FastAPI(title="Patent transfer matchmaking engine", version="0.1.0", lifespan=hold_workspace,
                   description="Match enterprise technology demands (企业技术需求) with transferable patents.")
     app.state.engine = engine
     app.state.web = web = WebStore(settings.db_path)
@@ -100,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobRunner(web)
     app.state.login_throttle = LoginThrottle()
     _add_web_ui(app)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RecordError)
     async def _record_error(_: Request, exc: RecordError) -> JSONResponse:
@@ -212,18 +253,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(403, f"demand {demand_id!r} belongs to another account")
 
     def _store_and_index(kind: str, records: list) -> UpsertOut:
-        from indexer.pipeline import sync_index
-
         counts = engine.store.upsert(kind, records)
-        report = sync_index(settings, kinds=(kind,))[0]
+        report = index_syncs(settings).after_commit(kind)
         return UpsertOut(added=counts.added, updated=counts.updated, unchanged=counts.unchanged, indexed=report.total)
 
     def _delete_and_index(kind: str, record_id: str) -> dict:
-        from indexer.pipeline import sync_index
-
         if not engine.store.delete(kind, [record_id]):
             raise NotFoundError(f"no {kind[:-1]} with id {record_id!r}")
-        report = sync_index(settings, kinds=(kind,))[0]
+        report = index_syncs(settings).after_commit(kind)
         return {"deleted": record_id, "indexed": report.total}
 
     return app
@@ -235,11 +272,11 @@ def _add_web_ui(app: FastAPI) -> None:
 
     from fastapi.exception_handlers import http_exception_handler
 
-    from api.routes import enterprise, public, staff, university
+    from api.routes import deals, enterprise, public, sessions, staff, university
     from api.routes.common import LoginRequired, PageDenied, render
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for module in (public, enterprise, university, staff):
+    for module in (public, enterprise, university, staff, deals, sessions):
         app.include_router(module.router)
 
     @app.exception_handler(LoginRequired)

@@ -9,15 +9,22 @@ Layout of a backup folder (paths as in a workspace, so a restore is a plain copy
     manifest.json                 created, ptm version, counts per kind, sha256 of every other file
 The index is copied before the database, so it can only lag the store (what `ptm index` catches up), never run
 ahead of it.
+
+A running server holds <home>/.serving.lock (a shared flock, dropped by the kernel even on SIGKILL); `ptm restore`
+takes it exclusively and refuses while a server has it, because a server would keep serving the index snapshots
+and jobs of the workspace that was moved aside.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from indexer import index as index_mod
@@ -28,6 +35,7 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 DB_FILE = "ptm.sqlite"
 CACHE_FILE = "cache/embeddings.sqlite"
+SERVING_LOCK = ".serving.lock"
 
 
 class BackupError(RuntimeError):
@@ -104,6 +112,13 @@ def restore(settings: Settings, src: Path, force: bool = False) -> tuple[dict, P
         raise BackupError(f"{home} is not empty; pass --force to restore anyway "
                           f"(the current workspace is moved to {home.name}.before-restore-<time>)")
     home.parent.mkdir(parents=True, exist_ok=True)
+    with _no_server(home):
+        return manifest, _swap_in(manifest, Path(src), home)
+
+
+def _swap_in(manifest: dict, src: Path, home: Path) -> Path | None:
+    """Copy the backup's files next to `home`, re-check their hashes, then rename them into place; returns
+    where the old workspace went."""
     staging = home.parent / f".{home.name}.restore-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     aside: Path | None = None
@@ -111,7 +126,7 @@ def restore(settings: Settings, src: Path, force: bool = False) -> tuple[dict, P
         for rel, digest in manifest["files"].items():
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(src) / rel, target)
+            shutil.copyfile(src / rel, target)
             if _sha256(target) != digest:  # the backup changed after verify
                 raise BackupError(f"{rel} changed while it was restored; nothing was restored, try again")
         index_mod._fsync_tree(staging)
@@ -129,7 +144,35 @@ def restore(settings: Settings, src: Path, force: bool = False) -> tuple[dict, P
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return manifest, aside
+    return aside
+
+
+@contextmanager
+def serving(home: Path) -> Iterator[None]:
+    """Held by a running server for its lifetime (shared, so several server processes may share a workspace).
+    Refuses to start while a restore is swapping the workspace."""
+    Path(home).mkdir(parents=True, exist_ok=True)
+    with open(Path(home) / SERVING_LOCK, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"a restore is replacing {home}; start the server again when it has finished") from None
+        yield
+
+
+@contextmanager
+def _no_server(home: Path) -> Iterator[None]:
+    """Exclusive hold of the serving lock during a restore; refused while a server runs on `home`."""
+    if not _non_empty(home):  # nothing there, so nothing is being served
+        yield
+        return
+    with open(home / SERVING_LOCK, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"a server (`ptm serve`) is running on {home}; nothing was restored — stop the server, "
+                              "run the restore again, then start the server") from None
+        yield
 
 
 def sqlite_snapshot(src: Path, dest: Path) -> None:
