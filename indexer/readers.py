@@ -14,6 +14,7 @@ import json
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -358,6 +359,16 @@ def _id_hint(row: Row, columns: _Columns, kind: Kind) -> str | None:
 _MiB = 1024 * 1024
 _XLSX_EXPANSION_CAP = 1024 * _MiB
 _XLSX_EXPANSION_FACTOR = 20
+# A workbook has a few dozen parts; tens of thousands is an archive built to exhaust the reader.
+_XLSX_MAX_MEMBERS = 10_000
+# Real sheet XML compresses 5–30×; a zip bomb (one repeated byte or cell) 1000×. Small parts may compress
+# extremely (an empty sheet's padding) without harm, so the ratio is judged only above the floor.
+_XLSX_MAX_RATIO = 200
+_XLSX_RATIO_FLOOR = 8 * _MiB
+# Excel never writes a DTD; one in an XML part's prolog can only be an entity trick (billion laughs, external
+# entities). The prolog is what precedes the root element, searched within this many inflated bytes.
+_XLSX_PROLOG_BYTES = 64 * 1024
+_XML_ROOT = re.compile(rb"<[A-Za-z_]")
 # Content that is not text, recognised by its first bytes, with the fix to suggest.
 _MAGIC = {
     b"PK\x03\x04": "an Excel .xlsx workbook (zip archive); rename it to .xlsx",
@@ -582,14 +593,57 @@ def _check_xlsx_container(path: Path, settings: Settings) -> None:
         )
     try:
         with zipfile.ZipFile(path) as archive:
-            expanded = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, EOFError):
+            infos = archive.infolist()
+            _check_zip_sizes(path, infos, settings)
+            for info in infos:
+                if info.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    _refuse_dtd(path, archive, info)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError):
         raise _damaged(path) from None
+
+
+def _check_zip_sizes(path: Path, infos: list[zipfile.ZipInfo], settings: Settings) -> None:
+    """Judge the archive by its directory only. The declared sizes bound what zipfile will ever inflate (it
+    stops a member at its file_size and then checks the CRC), so a lying header cannot sneak more past."""
+    if len(infos) > _XLSX_MAX_MEMBERS:
+        raise ImportFileError(
+            f"{path.name}: refusing to open: the workbook holds {len(infos):,} parts (limit {_XLSX_MAX_MEMBERS:,});"
+            " an Excel file has a few dozen — re-export it as .xlsx or .csv"
+        )
     limit = min(_XLSX_EXPANSION_FACTOR * settings.max_file_bytes, _XLSX_EXPANSION_CAP)
+    expanded = sum(info.file_size for info in infos)
     if expanded > limit:
         raise ImportFileError(
             f"{path.name}: refusing to open: the workbook would expand to {expanded / _MiB:,.0f} MiB"
             f" (limit {limit / _MiB:,.0f} MiB); re-export it as .csv or split it"
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _XLSX_RATIO_FLOOR and ratio > _XLSX_MAX_RATIO:
+            raise ImportFileError(
+                f"{path.name}: refusing to open: part {info.filename} expands {ratio:,.0f}× to"
+                f" {info.file_size / _MiB:,.0f} MiB (limit {_XLSX_MAX_RATIO}×), which only a zip bomb does;"
+                " re-export the data from Excel/WPS as .xlsx or .csv"
+            )
+
+
+def _refuse_dtd(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    head = b""
+    with archive.open(info) as member:
+        while len(head) < _XLSX_PROLOG_BYTES and (chunk := member.read(8192)):
+            head += chunk
+    head = head.replace(b"\x00", b"")  # UTF-16 parts: the markup is ASCII either way
+    root = _XML_ROOT.search(head)
+    prolog = head[: root.start()] if root else head
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
+        raise ImportFileError(
+            f"{path.name}: refusing to open: part {info.filename} declares a DTD (<!DOCTYPE>), which Excel never"
+            " writes and XML entity attacks use; re-export the data from Excel/WPS"
+        )
+    if root is None and info.file_size > len(head):
+        raise ImportFileError(
+            f"{path.name}: refusing to open: part {info.filename} has no XML element in its first"
+            f" {_XLSX_PROLOG_BYTES // 1024} KiB; re-export the data from Excel/WPS"
         )
 
 
