@@ -356,28 +356,40 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from matcher.engine import Engine
 
     print(f"workspace: {settings.home.resolve()}")
-    for kind in ("patents", "demands"):
-        r = ingest_file(settings, kind, DEMO_DIR / f"{kind}.jsonl")
-        print(f"ingested {len(r.report.records)} demo {kind} ({r.counts.added} new)")
+    # Real BDCI demands reach at best 中 against the 400 demo patents; the written ones (fictional invitees
+    # 演示企业Q…) give the session planner enterprises with strong matches.
+    for kind, name in (("patents", "patents"), ("demands", "demands"), ("demands", "demands_written")):
+        r = ingest_file(settings, kind, DEMO_DIR / f"{name}.jsonl")
+        print(f"ingested {len(r.report.records)} demo {kind} from {name}.jsonl ({r.counts.added} new)")
     cmd_index(settings, argparse.Namespace(rebuild=False))
     engine = Engine(settings)
-    for demand in engine.store.list("demands", limit=3):
+    # Real BDCI demands mostly ask for things 400 patents do not cover (hence "no good match");
+    # two demands written for the demo corpus show what a served demand looks like.
+    for demand_id in ("D-07f2949c", "Q014", "Q015"):
+        demand = engine.store.get("demands", demand_id)
         print()
         print(format_table(f"demand {demand.id}: {demand.title}", engine.match_demand(demand.id, 5), explain=True))
-    # Real BDCI demands mostly ask for things 400 patents do not cover (hence "no good match" above);
-    # two demands written for the demo corpus show what a served demand looks like.
-    for line in (DATASETS_DIR / "eval" / "quick" / "demands.jsonl").read_text(encoding="utf-8").splitlines()[13:15]:
-        written = json.loads(line)
-        print()
-        print(format_table(f"written demand {written['id']}: {written['text'][:50]}…",
-                           engine.match_text(written["text"], 3), explain=True))
     first = engine.store.list("patents", limit=1)[0]
     print()
     print(format_table(f"demands served by patent {first.id}: {first.title}", engine.match_patent(first.id, 3)))
     print()
+    _demo_session(engine)
+    print()
     _demo_staff_login(settings)
     print("\nnext: `ptm serve`, then open http://127.0.0.1:8000/ (API docs at /docs); `ptm match --text \"...\"`")
     return EXIT_OK
+
+
+def _demo_session(engine) -> None:
+    """One matchmaking session planned over the whole demo corpus (not saved), so the planner is seen working."""
+    from api.planning import Edits, solve
+    from matcher.sessions.candidates import Theme
+    from matcher.sessions.plan import Limits
+
+    plan = solve(engine, Theme(), Limits(slots=6, seats=8, max_per_university=2), Edits(), "强")
+    print(format_session_plan(plan, engine.store))
+    print("plan and save your own: `ptm sessions plan --theme \"污水 污泥\" --slots 6 --seats 8 --save`; "
+          "a year's series: `ptm sessions series --k 10 --slots 8 --seats 10`")
 
 
 def _demo_staff_login(settings: Settings) -> None:

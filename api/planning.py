@@ -83,7 +83,7 @@ def _clean(items: Iterable[str] | str) -> list[str]:
 
 def solve(engine: Engine, theme: Theme, limits: Limits, edits: Edits, min_quality: MinQuality = "强") -> SessionPlan:
     """The optimiser's proposal for this theme and these capacities, honouring the staff's edits. `min_quality`
-    中 also counts 中 pairs as matches: for a corpus (like the demo data) where no demand reaches 强."""
+    中 also counts 中 pairs as matches, for a corpus where few demands reach 强."""
     from matcher.sessions.candidates import plan_session
 
     plan, _, _ = plan_session(engine, theme, limits, min_quality=min_quality, **edits.to_dict())
