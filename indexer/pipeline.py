@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer import index as index_mod
+from indexer.backends import get_backend
 from indexer.readers import ReadReport, read_file
 from indexer.settings import Settings
 from indexer.store import KINDS, Kind, Store, UpsertCounts
@@ -74,6 +75,7 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
     store = open_store(settings)
     cache = EmbeddingCache(settings.embedding_cache)
     tokenizer = get_tokenizer(settings.tokenizer)
+    backend = get_backend(settings)  # FAISS files or Qdrant (Settings.backend)
     reports = []
     for kind in kinds:
         role = EMBED_ROLE[kind]
@@ -87,7 +89,8 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
             model=model_signature(settings),
             tokenizer=settings.tokenizer,
             extra={"role": role},
+            index_type=settings.index_type, ann_threshold=settings.ann_threshold, ivf_nprobe=settings.ivf_nprobe,
         )
         step = None if progress is None else (lambda done, total, kind=kind: progress(kind, done, total))
-        reports.append(index_mod.sync(settings.index_dir, kind, inputs, rebuild=rebuild, progress=step))
+        reports.append(backend.sync(settings, kind, inputs, rebuild=rebuild, progress=step))
     return reports

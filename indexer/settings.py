@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
+from indexer.dense import ANN_THRESHOLD, IVF_NPROBE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS_DIR = REPO_ROOT / "datasets"
 
@@ -15,6 +17,8 @@ BUNDLED_MODEL = "bundled:multilingual-e5-small"
 Precision = Literal["auto", "fp32", "bf16"]
 Tokenizer = Literal["jieba", "jieba-nodict", "jieba-nostop", "bigram"]
 Fusion = Literal["rrf", "score"]
+Backend = Literal["faiss", "qdrant"]
+IndexType = Literal["auto", "flat", "ivf"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class Settings:
     # With the default score fusion (fused scores 0–2) 0.2 lets a much more valuable patent pass a close rival.
     value_prior: float = 0.0
     candidates: int = 300  # per retriever, before fusion (300 chosen on the dev tune split over 30/100/300)
+    # Dense index (indexer/dense.py): "auto" = exact below ann_threshold patents, IVF (ivf_nprobe lists scanned
+    # per query) from there on; chosen when `ptm index` writes a generation and recorded in its manifest.
+    index_type: IndexType = "auto"
+    ann_threshold: int = ANN_THRESHOLD  # 200,000
+    ivf_nprobe: int = IVF_NPROBE  # 512
     # Quality labels on the dense cosine: >= strong → 强, >= medium → 中, else 弱; a demand whose best
     # candidate is 弱 gets "no good match". Calibrated on the dev set's tune split by `ptm eval`.
     strong_threshold: float = 0.919
@@ -53,6 +62,11 @@ class Settings:
     max_file_bytes: int = 200 * 1024 * 1024
     max_rows: int = 200_000
     max_k: int = 1000
+    # Where the index lives (indexer/backends.py): "faiss" (FAISS + BM25 files under <home>/index) or "qdrant"
+    # (dense + BM25 sparse vectors in Qdrant: a server at qdrant_url, else local mode under <home>/index/qdrant).
+    backend: Backend = "faiss"
+    qdrant_url: str = ""
+    qdrant_collection: str = "ptm"  # collections are named <qdrant_collection>_<kind>
 
     @property
     def db_path(self) -> Path:
@@ -85,7 +99,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name, allowed in (("tokenizer", Tokenizer), ("fusion", Fusion)):
+        for name, allowed in (("tokenizer", Tokenizer), ("fusion", Fusion), ("backend", Backend),
+                              ("index_type", IndexType)):
             options = allowed.__args__
             if getattr(self, name) not in options:
                 raise ValueError(f"{name} must be one of {', '.join(options)}, not {getattr(self, name)!r}")
@@ -97,6 +112,8 @@ class Settings:
             raise ValueError("value_prior must be >= 0 (0 turns the prior off)")
         if self.rrf_k < 1 or self.candidates < 1 or self.batch_size < 1:
             raise ValueError("rrf_k, candidates and batch_size must be >= 1")
+        if self.ann_threshold < 1 or self.ivf_nprobe < 1:
+            raise ValueError("ann_threshold and ivf_nprobe must be >= 1")
 
 
 def _parse_env(raw: str, default: object) -> object:

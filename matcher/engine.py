@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from indexer import index as index_mod
+from indexer.backends import get_backend
 from indexer.records import check_text
 from indexer.settings import Settings
 from indexer.store import Kind, Store
@@ -71,19 +72,20 @@ class Engine:
     def __init__(self, settings: Settings, store: Store | None = None):
         self.settings = settings
         self.store = store or Store(settings.db_path)
+        self.backend = get_backend(settings)  # where the snapshots come from: FAISS files or Qdrant
         self._snapshots: dict[str, tuple[str, index_mod.Snapshot]] = {}
         self._lock = threading.Lock()
 
     # ---- artefacts -------------------------------------------------------------------------
     def snapshot(self, kind: Kind) -> index_mod.Snapshot:
-        gen = index_mod.current_generation(self.settings.index_dir, kind)
+        gen = self.backend.current_generation(self.settings, kind)
         if gen is None:
             what = "patents" if kind == "patents" else "demands"
             raise MatchError(f"no {what} are indexed yet: run `ptm ingest {what} FILE` and then `ptm index`")
         with self._lock:
             cached = self._snapshots.get(kind)
             if cached is None or cached[0] != gen:
-                snap = index_mod.load_snapshot(self.settings.index_dir, kind)
+                snap = self.backend.load_snapshot(self.settings, kind)
                 if snap is None:
                     raise MatchError(f"the {kind} index disappeared; run `ptm index`")
                 self._check_model(snap)

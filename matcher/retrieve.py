@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer import dense as dense_mod
 from indexer.index import Snapshot
+from indexer.qdrant_index import QdrantSnapshot
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Allowed:
         return cls(ids, rows, faiss.IDSelectorBatch(ids), snapshot.path)
 
     def fits(self, snapshot: Snapshot) -> bool:
-        return self.generation == snapshot.path and len(self.rows) == snapshot.size
+        return self.generation == snapshot.path and len(self.rows) == len(snapshot.int_ids)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,18 +56,23 @@ class Allowed:
 
 def dense_search(snapshot: Snapshot, query_vectors: np.ndarray, k: int, allowed: Allowed | None = None) -> list[Ranked]:
     """Top-k by cosine similarity for each row of `query_vectors` (already L2-normalised); with `allowed`,
-    FAISS skips every other id while it scans (SearchParameters.sel), so k allowed hits come back whenever
-    k exist."""
+    FAISS skips every other id while it scans (SearchParameters.sel; an IVF index also scans more lists), and a
+    selective filter on an IVF index is answered exactly from the allowed vectors, so k allowed hits come back
+    whenever k exist."""
+    if isinstance(snapshot, QdrantSnapshot):  # searched inside Qdrant (indexer/qdrant_index.py)
+        return [Ranked(*hit) for hit in snapshot.dense_top(query_vectors, k, None if allowed is None else allowed.ids)]
     params = None
     k = min(k, snapshot.dense.ntotal)
+    queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
     if allowed is not None:
-        import faiss
-
         k = min(k, len(allowed))
-        params = faiss.SearchParameters(sel=allowed.selector)
+        if k and snapshot.index_type == "ivf" and len(allowed) <= dense_mod.EXACT_FILTER_MAX:
+            scores, ids = dense_mod.exact_among(snapshot.dense, allowed.ids, queries, k)
+            return [Ranked(i, s) for s, i in zip(scores, ids)]
+        params = dense_mod.search_params(snapshot.dense, allowed.selector, len(allowed))
     if k == 0:
         return [Ranked.empty() for _ in range(len(query_vectors))]
-    scores, ids = snapshot.dense.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k, params=params)
+    scores, ids = snapshot.dense.search(queries, k, params=params)
     # FAISS pads with -1 when fewer than k vectors exist.
     return [Ranked(i[i >= 0], s[i >= 0]) for s, i in zip(scores, ids)]
 
@@ -73,6 +80,8 @@ def dense_search(snapshot: Snapshot, query_vectors: np.ndarray, k: int, allowed:
 def bm25_search(snapshot: Snapshot, query_tokens: list[str], k: int, allowed: Allowed | None = None) -> Ranked:
     """Top-k BM25 over the snapshot's token lists; tokens the corpus never saw are dropped (bm25s cannot score them).
     With `allowed`, the scores of all other documents are zeroed before the top-k is taken."""
+    if isinstance(snapshot, QdrantSnapshot):  # BM25 as sparse vectors inside Qdrant
+        return Ranked(*snapshot.bm25_top(query_tokens, k, None if allowed is None else allowed.ids))
     if snapshot.bm25 is None:
         return Ranked.empty()
     vocab = snapshot.bm25.vocab_dict
