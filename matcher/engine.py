@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -66,6 +67,12 @@ class Query:
             self.words = self.tokens
 
 
+# Query encoding runs on one dedicated thread: torch's per-call buffers, allocated from whichever web worker
+# thread encoded, fragmented across glibc's per-thread malloc arenas and the server's memory crept up under load
+# (bench/bench_load.py --soak). Encoding is CPU-bound on both cores anyway, so serialising it costs no throughput.
+_ENCODE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptm-encode")
+
+
 class Engine:
     """Holds the live index snapshots (reloaded when `ptm index` publishes a new generation)."""
 
@@ -109,7 +116,7 @@ class Engine:
             check_text(t, "text", self.settings.max_text_chars)
         if self.settings.clean_demands:
             texts = [clean_demand(t) for t in texts]
-        vectors = load_encoder(self.settings).encode_queries(texts)
+        vectors = _ENCODE_THREAD.submit(load_encoder(self.settings).encode_queries, texts).result()
         return [make_query(v, t, self.settings.tokenizer) for v, t in zip(vectors, texts)]
 
     def stored_query(self, kind: Kind, record_id: str) -> Query:
