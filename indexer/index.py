@@ -105,7 +105,9 @@ class SyncReport:
 class SyncInputs:
     """What a sync needs from the layers around it, passed in so this module stays free of the store and model."""
 
-    hashes: dict[int, str]  # what the store holds now: int_id → text hash
+    # What the store holds: int_id → text hash, or a function returning it. Pass the function: a sync calls it
+    # only once it holds the index lock, so a write committed while another process was syncing is not missed.
+    hashes: dict[int, str] | Callable[[], dict[int, str]]
     fetch_texts: Callable[[Sequence[int]], dict[int, str]]
     embed: Callable[[list[str]], np.ndarray]  # texts → L2-normalised float32 rows (loads the model only when called)
     tokenize: Callable[[list[str]], list[list[str]]]
@@ -118,6 +120,9 @@ class SyncInputs:
     ann_threshold: int = dense_mod.ANN_THRESHOLD
     ivf_nprobe: int = dense_mod.IVF_NPROBE
     merge_fraction: float = seg_mod.MERGE_FRACTION  # BM25 delta share of main that triggers a merge
+
+    def current_hashes(self) -> dict[int, str]:
+        return self.hashes() if callable(self.hashes) else self.hashes
 
 
 def tokenizer_signature(name: str) -> str:
@@ -163,7 +168,7 @@ def sync(index_dir: Path, kind: str, inputs: SyncInputs, rebuild: bool = False,
     with _exclusive(base / ".lock"):
         old = None if rebuild else _compatible_or_none(index_dir, kind, inputs)
         old_hashes = old.hashes if old else {}
-        want = inputs.hashes
+        want = inputs.current_hashes()
         removed = [i for i in old_hashes if i not in want]
         todo = [i for i, h in want.items() if old_hashes.get(i) != h]
         added = sum(1 for i in todo if i not in old_hashes)

@@ -80,7 +80,7 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
     for kind in kinds:
         role = EMBED_ROLE[kind]
         inputs = index_mod.SyncInputs(
-            hashes=store.text_hashes(kind),
+            hashes=lambda kind=kind: store.text_hashes(kind),  # read under the index lock
             fetch_texts=lambda ids, kind=kind: store.texts(kind, ids),
             # The model is loaded lazily: a sync with nothing new to embed starts in well under a second.
             embed=lambda texts, role=role: encode_cached(load_encoder(settings), cache, texts, role),

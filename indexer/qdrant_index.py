@@ -171,7 +171,7 @@ class QdrantBackend:
             manifest = _manifest(client, name)
             compatible = not rebuild and _compatible(manifest, inputs)
             hashes, tokens, words = _read_payloads(client, name) if compatible else ({}, {}, {})
-            want = inputs.hashes
+            want = inputs.current_hashes()
             removed = [i for i in hashes if i not in want]
             todo = [i for i, h in want.items() if hashes.get(i) != h]
             added = sum(1 for i in todo if i not in hashes)

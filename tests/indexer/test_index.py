@@ -155,3 +155,23 @@ def test_document_frequencies_are_kept_per_field(tmp_path):
     assert snap.document_frequencies()["涂层"] == 1
     with pytest.raises(ValueError, match="'words' or 'tokens'"):
         snap.document_frequencies("bigrams")
+
+
+def test_store_hashes_are_read_under_the_index_lock(tmp_path):
+    """A write that commits while another process holds the index lock is in the sync that follows: the
+    store's hashes are read after the lock is taken, not before (a cross-process race found by issue 9's tests)."""
+    import threading
+
+    store = Store(tmp_path / "db.sqlite")
+    store.upsert("patents", PATENTS[:1])
+    inputs = index_mod.SyncInputs(hashes=lambda: store.text_hashes("patents"),
+                                  fetch_texts=lambda ids: store.texts("patents", ids),
+                                  embed=hash_embed, tokenize=tokenize_many, words=None, model="fake")
+    with index_mod.writer_lock(tmp_path / "index", "patents"):
+        waiting = threading.Thread(target=index_mod.sync, args=(tmp_path / "index", "patents", inputs))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive()  # queued for the lock
+        store.upsert("patents", PATENTS[1:])  # committed while the other sync waits
+    waiting.join(30)
+    _assert_consistent(tmp_path, store)
