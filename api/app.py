@@ -7,12 +7,10 @@ patents need the `read` scope and ownership (staff see all).
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
@@ -124,30 +122,6 @@ class UpsertOut(BaseModel):
     indexed: int
 
 
-@contextmanager
-def _heap_trimmer(every_s: float = 30.0) -> Iterator[None]:
-    """Return freed heap to the OS every `every_s` seconds while serving (glibc only; elsewhere a no-op).
-    Why: torch and request buffers freed by worker threads stay in glibc's arenas as fragments, so a long-running
-    server's RSS crept up under constant load (bench/bench_load.py --soak) although nothing was leaked."""
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        yield
-        return
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every_s):
-            trim(0)
-
-    thread = threading.Thread(target=loop, name="ptm-heap-trim", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     engine = Engine(settings)
@@ -155,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def hold_workspace(_: FastAPI) -> AsyncIterator[None]:
         # While serving, `ptm restore` refuses to swap the workspace out from under us (indexer/backup.py).
-        with serving(settings.home), _heap_trimmer():
+        with serving(settings.home):
             yield
 
     app = FastAPI(title="Patent transfer matchmaking engine", version="0.1.0", lifespan=hold_workspace,
