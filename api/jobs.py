@@ -31,10 +31,9 @@ Reporter = Callable[..., None]
 class IndexSyncs:
     """The server's index syncs: one per kind at a time, and a writer waits for one that started after its commit.
 
-    sync_index reads the store's hashes before it queues for the index lock, so two syncs racing in one server
-    could publish a generation without the other's record; and N concurrent API writes would queue N syncs. Here
-    a writer that commits while a sync runs waits for the next one, which covers its write and every other that
-    arrived meanwhile: N concurrent writes cost about two syncs, and none is left out of the index.
+    N concurrent writes (API or web pages) would otherwise queue N syncs. Here a writer that commits while a sync
+    runs waits for the next one, which covers its write and every other that arrived meanwhile: N concurrent
+    writes cost about two syncs, and none is left out of the index.
     The syncs themselves run on one long-lived thread: run on whichever request thread committed, their freed index
     buffers piled up in many malloc arenas (`bench/bench_load.py --soak 300 --only post`: RSS +116 MB/min; on one
     thread it levels off, see README Reliability).

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.auth import owns_demand
+from api.jobs import index_syncs
 from api.routes.common import PageDenied, checked_form, page_user, render, state
 from api.webstore import User
 from indexer.ledger import Ledger
@@ -100,8 +101,6 @@ async def save_demand(request: Request, demand_id: str) -> Response:
 
 
 def _save(request: Request, user: User, form: dict, old: Demand | None) -> Response:
-    from indexer.pipeline import sync_index
-
     settings, store, _ = state(request)
     values, errors = validate_demand(form)
     if errors:
@@ -113,19 +112,17 @@ def _save(request: Request, user: User, form: dict, old: Demand | None) -> Respo
                     region=values["region"], contact=values["contact"], enterprise=user.org,
                     budget_wan=float(values["budget_wan"]) if values["budget_wan"] else None)
     store.upsert("demands", [demand])
-    sync_index(settings, kinds=("demands",))  # one text: well under a second once the model is loaded
+    index_syncs(settings).after_commit("demands")  # one text: well under a second once the model is loaded
     return RedirectResponse(f"/enterprise/demands/{demand_id}", status_code=303)
 
 
 @router.post("/demands/{demand_id}/delete")
 async def delete_demand(request: Request, demand_id: str) -> Response:
-    from indexer.pipeline import sync_index
-
     user, _ = await checked_form(request, "enterprise")
     settings, store, _ = state(request)
     own_demand(request, user, demand_id)
     store.delete("demands", [demand_id])
-    sync_index(settings, kinds=("demands",))
+    index_syncs(settings).after_commit("demands")
     return RedirectResponse("/enterprise", status_code=303)
 
 
