@@ -62,7 +62,9 @@ class IndexSyncs:
             self._started[kind] += 1
             number = self._started[kind]
         try:
-            report = self._worker.submit(sync_index, self.settings, kinds=(kind,), progress=progress).result()[0]
+            # bounded: the server lives for months, and each new input shape would leave model kernels behind
+            report = self._worker.submit(sync_index, self.settings, kinds=(kind,), progress=progress,
+                                         shapes="bounded").result()[0]
             with self._cond:
                 self._finished[kind], self._last[kind] = number, report
             return report

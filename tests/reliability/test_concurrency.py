@@ -189,7 +189,10 @@ def test_concurrent_api_writes_share_index_syncs_that_start_after_their_commit(m
     fail_first = threading.Event()
     fail_first.set()
 
-    def fake_sync(_settings, kinds, progress=None):
+    shapes_seen: set[str] = set()
+
+    def fake_sync(_settings, kinds, progress=None, shapes="exact"):
+        shapes_seen.add(shapes)
         starts.append(time.monotonic())
         time.sleep(0.2)
         if fail_first.is_set():
@@ -214,3 +217,4 @@ def test_concurrent_api_writes_share_index_syncs_that_start_after_their_commit(m
         if number is not None:
             assert starts[number - 1] >= called  # the sync it waited for began after its commit
     assert len(starts) <= 4, f"{len(starts)} syncs for 12 concurrent writes"
+    assert shapes_seen == {"bounded"}  # the server's syncs must not grow the model's kernel caches
