@@ -94,6 +94,22 @@ def bm25_search(snapshot: Snapshot, query_tokens: list[str], k: int, allowed: Al
     k = min(k, int(np.count_nonzero(scores)))
     if k == 0:
         return Ranked.empty()
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
+    top = top_k_rows(scores, k)
     return Ranked(snapshot.int_ids[top], scores[top].astype(np.float32))
+
+
+#: top_k_rows bounds the k-th best score from this many leading rows before it scans the rest.
+TOP_K_SAMPLE = 65_536
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k highest scores, best first. The k-th best of any subset is a lower bound on the k-th best of
+    the whole array, so on long arrays (a 1M-document BM25) only the rows at or above a sample's k-th best are
+    partitioned: one comparison pass instead of a partition of every row, and the same rows."""
+    if 0 < k <= TOP_K_SAMPLE // 8 and len(scores) > 4 * TOP_K_SAMPLE:
+        bound = np.partition(scores[:TOP_K_SAMPLE], TOP_K_SAMPLE - k)[TOP_K_SAMPLE - k]
+        rows = np.flatnonzero(scores >= bound)
+    else:
+        rows = np.arange(len(scores))
+    top = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+    return top[np.argsort(-scores[top], kind="stable")]
