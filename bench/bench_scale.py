@@ -14,6 +14,8 @@ real corpus's frequencies (as bench_bm25.py); queries: the 126 real dev demands 
 
     nice -n 10 .venv/bin/python bench/bench_scale.py            # 10k, 100k, 1M (~25 min on 2 shared cores, < 10 GB)
     nice -n 10 .venv/bin/python bench/bench_scale.py --quick    # 10k, 100k
+    .venv/bin/python bench/bench_scale.py --sizes 1000000 --workdir W --keep   # then, on an idle machine:
+    .venv/bin/python bench/bench_scale.py --child W/scale-1000000-*/index       # latency of the kept generation
 """
 from __future__ import annotations
 
@@ -238,7 +240,9 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="where the generations are written (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the generations")
     ap.add_argument("--ann-threshold", type=int, default=None, help="override Settings.ann_threshold")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child", default=None, metavar="INDEX_DIR",
+                    help="re-time a kept generation (W/scale-N-*/index) as the run's fresh process does: RSS and hybrid "
+                         "latency, chosen vs exact; prints one JSON line")
     args = ap.parse_args()
     global ANN_THRESHOLD
     ANN_THRESHOLD = args.ann_threshold
