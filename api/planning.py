@@ -12,7 +12,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from api.exports import ExportFormat, SessionDocument, Timing, build_document, export_document
-from indexer.ledger import Ledger, SessionRecord
+from indexer.ledger import Ledger, Recommendation, SessionRecord
 
 if TYPE_CHECKING:
     from matcher.engine import Engine
@@ -114,21 +114,11 @@ def limits_from_dict(d: dict) -> tuple[Limits, Edits, MinQuality]:
 
 def save_plan(ledger: Ledger, plan: SessionPlan, *, title: str, on: date | None, theme: dict, limits: dict,
               venue: str = "", session_id: int | None = None, user: str = "") -> tuple[int, int]:
-    """Store the session, then record a 推荐 deal for every realised pair; returns (session id, deals recorded).
-
-    A pair whose deal has moved on (意向 and later, or 终止) is left alone: the session does not set it back;
-    a 推荐 already attached to this session is not logged twice when the session is saved again."""
-    sid = ledger.save_session(title=title, date=on, theme=theme, limits=limits, plan=plan.to_dict(),
-                              session_id=session_id, venue=venue)
-    recorded = 0
-    for pair in plan.pairs:
-        deal = ledger.deal(pair.patent_id, pair.enterprise)
-        if deal is not None and (deal.stage != "推荐" or deal.session_id == sid):
-            continue
-        ledger.record(pair.patent_id, pair.enterprise, "推荐", demand_id=pair.demand_id, session_id=sid,
-                      engine_rank=pair.rank, user=user, note=f"对接会 #{sid} 推荐")
-        recorded += 1
-    return sid, recorded
+    """Store the session and a 推荐 deal for every realised pair, in one transaction (Ledger.save_session_with_deals);
+    returns (session id, deals recorded)."""
+    return ledger.save_session_with_deals(
+        title=title, date=on, theme=theme, limits=limits, plan=plan.to_dict(), session_id=session_id, venue=venue,
+        recommend=[Recommendation(p.patent_id, p.enterprise, p.demand_id, p.rank) for p in plan.pairs], user=user)
 
 
 def saved_plan(record: SessionRecord) -> SessionPlan:

@@ -12,7 +12,7 @@ import math
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal, cast
 
@@ -38,6 +38,34 @@ CONTRACT_STAGES: tuple[Stage, ...] = ("签约", "完成")
 MAX_AMOUNT_WAN = 1e7
 MAX_TEXT = 200  # enterprise names, titles, venues
 MAX_NOTE = 2000
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A pair a saved session recommends: becomes a 推荐 deal attached to the session."""
+
+    patent_id: str
+    enterprise: str
+    demand_id: str | None = None
+    engine_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A deal move whose arguments passed the checks; applied inside a transaction by Ledger._apply."""
+
+    patent_id: str
+    enterprise: str
+    target: Stage
+    demand_id: str | None
+    kind: DealKind | None
+    amount: float | None
+    on: date
+    session_id: int | None
+    engine_rank: int | None
+    note: str
+    user: str
+    correct: bool
 
 
 class LedgerError(ValueError):
@@ -222,20 +250,40 @@ class Ledger:
     def save_session(self, *, title: str, date: date | None, theme: dict, limits: dict, plan: dict,
                      session_id: int | None = None, venue: str = "") -> int:
         """Create a session, or replace every field of session `session_id`; returns its id."""
+        return self.save_session_with_deals(title=title, date=date, theme=theme, limits=limits, plan=plan,
+                                            session_id=session_id, venue=venue)[0]
+
+    def save_session_with_deals(self, *, title: str, date: date | None, theme: dict, limits: dict, plan: dict,
+                                session_id: int | None = None, venue: str = "",
+                                recommend: Sequence[Recommendation] = (), user: str = "") -> tuple[int, int]:
+        """save_session, and a 推荐 deal for each recommended pair, in one transaction: a crash or a refused pair
+        leaves neither the session nor any of its deals. A pair whose deal has moved on (意向 and later, or 终止)
+        is left alone, and a 推荐 already attached to this session is not logged twice when it is saved again.
+        Returns (session id, deals recorded)."""
         values = (_text(title, "对接会标题"), date.isoformat() if date else None,
                   _text(venue, "地点", required=False), _json(theme, "主题"), _json(limits, "容量限制"),
                   _json(plan, "方案"))
+        moves = [self._move(r.patent_id, r.enterprise, "推荐", demand_id=r.demand_id, engine_rank=r.engine_rank,
+                            user=user, note=None) for r in recommend]
         with self.store.transaction() as con:
+            con.row_factory = sqlite3.Row
             if session_id is None:
-                return int(con.execute(
+                session_id = int(con.execute(
                     "INSERT INTO matchmaking_sessions(title, date, venue, theme_json, limits_json, plan_json) VALUES (?,?,?,?,?,?)",
                     values).lastrowid)
-            updated = con.execute(
-                f"UPDATE matchmaking_sessions SET title=?, date=?, venue=?, theme_json=?, limits_json=?, plan_json=?, "
-                f"updated_at={_NOW} WHERE id=?", (*values, session_id)).rowcount
-            if not updated:
+            elif not con.execute(
+                    f"UPDATE matchmaking_sessions SET title=?, date=?, venue=?, theme_json=?, limits_json=?, plan_json=?, "
+                    f"updated_at={_NOW} WHERE id=?", (*values, session_id)).rowcount:
                 raise LedgerError(_no_session(session_id))
-            return session_id
+            recorded = 0
+            for move in moves:
+                row = con.execute("SELECT stage, session_id FROM deals WHERE patent_id=? AND enterprise=?",
+                                  (move.patent_id, move.enterprise)).fetchone()
+                if row is not None and (row["stage"] != "推荐" or row["session_id"] == session_id):
+                    continue
+                self._apply(con, replace(move, session_id=session_id, note=f"对接会 #{session_id} 推荐"))
+                recorded += 1
+            return session_id, recorded
 
     def session(self, session_id: int) -> SessionRecord | None:
         with self._read() as con:
@@ -267,6 +315,17 @@ class Ledger:
         unless given. `correct=True` allows a move backwards or out of 终止: staff do mistype a stage, and
         the correction is itself logged, so the history shows both the mistake and its fix.
         """
+        move = self._move(patent_id, enterprise, stage, demand_id=demand_id, kind=kind, amount_wan=amount_wan, on=on,
+                          session_id=session_id, engine_rank=engine_rank, note=note, user=user, correct=correct)
+        with self.store.transaction() as con:
+            con.row_factory = sqlite3.Row
+            return self._deal(con, self._apply(con, move))
+
+    @staticmethod
+    def _move(patent_id: str, enterprise: str, stage: str, *, demand_id: str | None = None, kind: str | None = None,
+              amount_wan: float | None = None, on: date | None = None, session_id: int | None = None,
+              engine_rank: int | None = None, note: str | None = "", user: str = "", correct: bool = False) -> _Move:
+        """The checks a move needs before any I/O; `note=None` leaves it to be filled in later."""
         target = canonical_stage(stage)
         patent_id = _text(patent_id, "专利号", limit=64)
         enterprise = _text(enterprise, "企业名称")
@@ -275,41 +334,47 @@ class Ledger:
         if engine_rank is not None and (isinstance(engine_rank, bool) or not isinstance(engine_rank, int)
                                         or engine_rank < 1):
             raise LedgerError(f"引擎排名须为正整数（1 = 第一名），而不是 {engine_rank!r}")
-        note = _text(note, "备注", limit=MAX_NOTE, required=False)
-        on = on or date.today()
-        with self.store.transaction() as con:
-            con.row_factory = sqlite3.Row
-            if con.execute("SELECT 1 FROM patents WHERE id=?", (patent_id,)).fetchone() is None:
-                raise LedgerError(f"专利号 {patent_id!r} 不存在；请先导入该专利或核对号码")
-            if session_id is not None and con.execute("SELECT 1 FROM matchmaking_sessions WHERE id=?", (session_id,)).fetchone() is None:
-                raise LedgerError(_no_session(session_id))
-            row = con.execute(f"SELECT {_DEAL_COLUMNS} FROM deals WHERE patent_id=? AND enterprise=?",
-                              (patent_id, enterprise)).fetchone()
-            check_move(row["stage"] if row else None, target, correct=correct)
-            final_kind = new_kind or (row["kind"] if row else None)
-            final_amount = new_amount if new_amount is not None else (row["amount_wan"] if row else None)
-            if target == "签约" and (new_kind is None or new_amount is None):
-                raise LedgerError("签约需要合同类型（转让/许可/作价入股）和金额（万元；免费许可填 0）")
-            if target in CONTRACT_STAGES and (final_kind is None or final_amount is None):
-                raise LedgerError(f"{target}需要合同类型和金额；签约时没有记录，请补填")
-            if row is None:
-                deal_id = int(con.execute(
-                    "INSERT INTO deals(patent_id, enterprise, demand_id, session_id, stage, kind, amount_wan, "
-                    "engine_rank) VALUES (?,?,?,?,?,?,?,?)",
-                    (patent_id, enterprise, demand_id or None, session_id, target, final_kind, final_amount,
-                     engine_rank)).lastrowid)
-            else:
-                deal_id = row["id"]
-                # engine_rank is the rank at recommendation: the first one recorded is kept.
-                con.execute(
-                    f"UPDATE deals SET stage=?, kind=?, amount_wan=?, demand_id=COALESCE(?, demand_id), "
-                    f"session_id=COALESCE(?, session_id), engine_rank=COALESCE(engine_rank, ?), updated_at={_NOW} "
-                    f"WHERE id=?",
-                    (target, final_kind, final_amount, demand_id or None, session_id, engine_rank, deal_id))
-            con.execute("INSERT INTO deal_events(deal_id, stage, kind, amount_wan, on_date, note, user) "
-                        "VALUES (?,?,?,?,?,?,?)",
-                        (deal_id, target, new_kind, new_amount, on.isoformat(), note, _text(user, "操作人", required=False)))
-            return self._deal(con, deal_id)
+        note = "" if note is None else _text(note, "备注", limit=MAX_NOTE, required=False)
+        return _Move(patent_id=patent_id, enterprise=enterprise, target=target, demand_id=demand_id or None,
+                     kind=new_kind, amount=new_amount, on=on or date.today(), session_id=session_id,
+                     engine_rank=engine_rank, note=note, user=_text(user, "操作人", required=False), correct=correct)
+
+    @staticmethod
+    def _apply(con: sqlite3.Connection, move: _Move) -> int:
+        """Carry out a checked move inside the caller's transaction; returns the deal id."""
+        if con.execute("SELECT 1 FROM patents WHERE id=?", (move.patent_id,)).fetchone() is None:
+            raise LedgerError(f"专利号 {move.patent_id!r} 不存在；请先导入该专利或核对号码")
+        if move.session_id is not None and con.execute("SELECT 1 FROM matchmaking_sessions WHERE id=?",
+                                                       (move.session_id,)).fetchone() is None:
+            raise LedgerError(_no_session(move.session_id))
+        row = con.execute(f"SELECT {_DEAL_COLUMNS} FROM deals WHERE patent_id=? AND enterprise=?",
+                          (move.patent_id, move.enterprise)).fetchone()
+        target = move.target
+        check_move(row["stage"] if row else None, target, correct=move.correct)
+        final_kind = move.kind or (row["kind"] if row else None)
+        final_amount = move.amount if move.amount is not None else (row["amount_wan"] if row else None)
+        if target == "签约" and (move.kind is None or move.amount is None):
+            raise LedgerError("签约需要合同类型（转让/许可/作价入股）和金额（万元；免费许可填 0）")
+        if target in CONTRACT_STAGES and (final_kind is None or final_amount is None):
+            raise LedgerError(f"{target}需要合同类型和金额；签约时没有记录，请补填")
+        if row is None:
+            deal_id = int(con.execute(
+                "INSERT INTO deals(patent_id, enterprise, demand_id, session_id, stage, kind, amount_wan, "
+                "engine_rank) VALUES (?,?,?,?,?,?,?,?)",
+                (move.patent_id, move.enterprise, move.demand_id, move.session_id, target, final_kind, final_amount,
+                 move.engine_rank)).lastrowid)
+        else:
+            deal_id = row["id"]
+            # engine_rank is the rank at recommendation: the first one recorded is kept.
+            con.execute(
+                f"UPDATE deals SET stage=?, kind=?, amount_wan=?, demand_id=COALESCE(?, demand_id), "
+                f"session_id=COALESCE(?, session_id), engine_rank=COALESCE(engine_rank, ?), updated_at={_NOW} "
+                f"WHERE id=?",
+                (target, final_kind, final_amount, move.demand_id, move.session_id, move.engine_rank, deal_id))
+        con.execute("INSERT INTO deal_events(deal_id, stage, kind, amount_wan, on_date, note, user) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (deal_id, target, move.kind, move.amount, move.on.isoformat(), move.note, move.user))
+        return deal_id
 
     def note_interest(self, patent_id: str, enterprise: str, *, demand_id: str | None = None, user: str = "",
                       on: date | None = None) -> Deal | None:

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from indexer import store as store_module
-from indexer.ledger import (ALL_STAGES, KINDS, Ledger, LedgerError, canonical_kind, canonical_stage, check_amount,
-                            check_move)
+from indexer.ledger import (ALL_STAGES, KINDS, Ledger, LedgerError, Recommendation, canonical_kind, canonical_stage,
+                            check_amount, check_move)
 from indexer.records import Demand, Patent
 from indexer.store import SCHEMA_VERSION, Store
 
@@ -155,6 +155,42 @@ def test_a_failing_write_rolls_back_the_deal_and_its_event(ledger, monkeypatch):
     monkeypatch.undo()
     deal = ledger.deal("CN1A", "甲公司")
     assert deal.stage == "推荐" and len(ledger.events(deal.id)) == 1
+
+
+def _save(ledger, recommend, session_id=None):
+    return ledger.save_session_with_deals(title="锂电池对接会", date=None, theme={}, limits={}, plan={},
+                                          session_id=session_id, recommend=recommend, user="staff")
+
+
+def test_a_session_and_its_recommended_deals_are_saved_together_or_not_at_all(ledger, monkeypatch):
+    pairs = [Recommendation("CN1A", "甲公司", "D1", 1), Recommendation("CN2A", "乙公司", None, 3)]
+    with pytest.raises(LedgerError, match="专利号 'CN404' 不存在"):  # the last pair fails: nothing is kept
+        _save(ledger, [*pairs, Recommendation("CN404", "丙公司")])
+    assert ledger.sessions() == [] and ledger.deals() == []
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed between the session and its deals")
+
+    monkeypatch.setattr(Ledger, "_apply", staticmethod(crash))
+    with pytest.raises(RuntimeError):
+        _save(ledger, pairs)
+    monkeypatch.undo()
+    assert ledger.sessions() == [] and ledger.deals() == []
+
+    sid, recorded = _save(ledger, pairs)
+    assert recorded == 2 and {(d.patent_id, d.session_id, d.engine_rank) for d in ledger.deals()} == {
+        ("CN1A", sid, 1), ("CN2A", sid, 3)}
+    assert [e.note for e in ledger.events(ledger.deal("CN1A", "甲公司").id)] == [f"对接会 #{sid} 推荐"]
+
+
+def test_saving_a_session_again_neither_repeats_nor_sets_back_its_deals(ledger):
+    pairs = [Recommendation("CN1A", "甲公司"), Recommendation("CN2A", "乙公司")]
+    sid, _ = _save(ledger, pairs)
+    ledger.record("CN2A", "乙公司", "洽谈")
+    assert _save(ledger, pairs, session_id=sid) == (sid, 0)
+    assert ledger.deal("CN2A", "乙公司").stage == "洽谈" and len(ledger.events(ledger.deal("CN1A", "甲公司").id)) == 1
+    other, recorded = _save(ledger, pairs)  # a new session takes over a pair still at 推荐, not one moved on
+    assert recorded == 1 and ledger.deal("CN1A", "甲公司").session_id == other
 
 
 def test_the_first_engine_rank_is_kept_and_pairs_are_unique(ledger):
