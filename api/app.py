@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.auth import LoginThrottle, Principal, may_write_patent, owns_demand, require_scope
 from api.jobs import JobRunner, index_syncs
+from api.routes.common import prune_uploads
 from api.webstore import WebStore
 from indexer.backup import serving
 from indexer.records import Demand, Patent, RecordError, check_text, first_error
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.web = web = WebStore(settings.db_path)
     web.fail_interrupted_jobs()
+    prune_uploads(settings.home / "uploads")  # those interrupted jobs' files, unconfirmed previews
     app.state.jobs = JobRunner(web)
     app.state.login_throttle = LoginThrottle()
     _add_web_ui(app)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ LICENCE_MODES = ("转让", "许可", "作价入股")
 UPLOAD_SUFFIXES = (".csv", ".xlsx", ".jsonl")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _UPLOAD_RE = re.compile(r"^u(\d+)-[0-9a-f]{16}\.(csv|xlsx|jsonl)$")
+#: An upload not confirmed (or whose import was killed) within this many seconds is deleted.
+UPLOAD_TTL_S = 24 * 3600
 
 
 def _marks(snippet: str) -> Markup:
@@ -85,6 +88,7 @@ async def save_upload(settings: Settings, user: User, upload) -> Path:  # a star
         raise ValueError(f"请上传 CSV、XLSX 或 JSONL 文件（收到的是“{upload.filename or '无文件'}”）")
     folder = settings.home / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
+    prune_uploads(folder)
     path = folder / f"u{user.id}-{secrets.token_hex(8)}{suffix}"
     size = 0
     with open(path, "wb") as fh:
@@ -96,6 +100,20 @@ async def save_upload(settings: Settings, user: User, upload) -> Path:  # a star
                 raise ValueError(f"文件超过 {MAX_UPLOAD_BYTES // (1 << 20)} MB；请分批上传")
             fh.write(chunk)
     return path
+
+
+def prune_uploads(folder: Path, max_age_s: float = UPLOAD_TTL_S) -> int:
+    """Delete uploads older than `max_age_s`: previews nobody confirmed, files of imports a killed server never
+    finished (a finished import deletes its own). Called at start-up and on every upload; returns how many went."""
+    removed, cutoff = 0, time.time() - max_age_s
+    for path in folder.glob("u*-*.*") if folder.is_dir() else ():
+        try:
+            if _UPLOAD_RE.match(path.name) and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another request pruned it first
+            pass
+    return removed
 
 
 def upload_path(settings: Settings, user: User, name: str) -> Path:

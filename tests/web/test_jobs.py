@@ -85,3 +85,25 @@ def test_jobs_left_running_by_a_dead_server_are_marked_failed(tmp_path):
     WebStore(tmp_path / "db.sqlite").fail_interrupted_jobs()  # what create_app does at start
     job = web.job(job_id).to_dict()
     assert job["status"] == "failed" and job["finished"] and "重新提交" in job["message"] and job["percent"] == 10
+
+
+def test_stale_uploads_are_pruned_at_start_up_and_on_each_upload(tmp_path, writable_indexed_settings):
+    """A killed import or an unconfirmed preview leaves a file in <home>/uploads; it goes after UPLOAD_TTL_S."""
+    import os
+
+    from api.app import create_app
+    from api.routes.common import UPLOAD_TTL_S, prune_uploads
+
+    folder = writable_indexed_settings.home / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    old, young, foreign = folder / "u3-0123456789abcdef.csv", folder / "u3-fedcba9876543210.xlsx", folder / "u3-notes.csv"
+    for path in (old, young, foreign):
+        path.write_text("x")
+    stale = time.time() - UPLOAD_TTL_S - 60
+    for path in (old, foreign):
+        os.utime(path, (stale, stale))
+    create_app(writable_indexed_settings)
+    assert not old.exists() and young.exists() and foreign.exists()  # only names save_upload makes are touched
+    os.utime(young, (stale, stale))
+    assert prune_uploads(folder) == 1 and not young.exists()
+    assert prune_uploads(tmp_path / "no-such-folder") == 0
