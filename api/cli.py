@@ -533,7 +533,9 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
     manifest = backup(settings, args.dest, include_cache=not args.no_cache)
     print(f"backed up {settings.home} to {args.dest}: " + _describe_counts(manifest) +
-          ("" if manifest["cache"] else "; no embedding cache"))
+          ("" if manifest["cache"] else "; no embedding cache") +
+          ("; the Qdrant collections are not in it: after a restore, `ptm index` rebuilds them from the store"
+           if manifest.get("backend") == "qdrant" else ""))
     return EXIT_OK
 
 
@@ -542,7 +544,9 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
 
     manifest, aside = restore(settings, args.src, force=args.force)
     print(f"restored {args.src} (taken {manifest['created']}) into {settings.home}: {_describe_counts(manifest)}"
-          + (f"; the previous workspace is in {aside}" if aside else "") + "\nnext: `ptm doctor` to check it")
+          + (f"; the previous workspace is in {aside}" if aside else "")
+          + ("\nnext: `ptm index` (the Qdrant collections follow the restored store), then `ptm doctor`"
+             if settings.backend == "qdrant" else "\nnext: `ptm doctor` to check it"))
     return EXIT_OK
 
 

@@ -8,7 +8,9 @@ Layout of a backup folder (paths as in a workspace, so a restore is a plain copy
     cache/embeddings.sqlite       online-backup of the embedding cache (left out with --no-cache)
     manifest.json                 created, ptm version, counts per kind, sha256 of every other file
 The index is copied before the database, so it can only lag the store (what `ptm index` catches up), never run
-ahead of it.
+ahead of it. With `PTM_BACKEND=qdrant` the collections live in Qdrant and are not copied (the manifest says
+"backend": "qdrant"): after a restore, `ptm index` brings them in line with the restored store, re-embedding
+nothing the restored embedding cache holds.
 
 A running server holds <home>/.serving.lock (a shared flock, dropped by the kernel even on SIGKILL); `ptm restore`
 takes it exclusively and refuses while a server has it, because a server would keep serving the index snapshots
@@ -61,6 +63,7 @@ def backup(settings: Settings, dest: Path, include_cache: bool = True) -> dict:
         manifest = {
             "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ptm_version": _version(),
             "home": str(settings.home.resolve()), "cache": include_cache and (tmp / CACHE_FILE).is_file(),
+            "backend": settings.backend,
             "counts": _counts(tmp, generations),
             "files": {rel: _sha256(tmp / rel) for rel in _files(tmp)},
         }

@@ -4,7 +4,8 @@ What is checked, per kind: CURRENT names an existing, complete generation; the m
 and the docs.jsonl rows agree (and FAISS holds exactly the listed ids); the FAISS dimension is the manifest's; the
 manifest's model signature and tokenizer are the current settings'; the generation holds exactly the store's
 int_ids with the store's text hashes (missing / extra / stale); no temp folders are left by a killed sync.
-For the workspace: SQLite `PRAGMA integrity_check`.
+With `PTM_BACKEND=qdrant` the collection's metadata (count, model, tokenizer) and its points' hashes are checked
+the same way. For the workspace: SQLite `PRAGMA integrity_check`.
 
 Problem codes fall in two groups. *Drift* ("no_index", "missing", "extra", "stale") is what an interrupted or
 not-yet-run `ptm index` leaves: the live generation is complete, only behind the store. "leftover" is debris of a
@@ -149,6 +150,8 @@ def _store_hashes(db: Path, kind: Kind) -> dict[int, str]:
 
 
 def _check_kind(settings: Settings, kind: Kind, want: dict[int, str]) -> tuple[dict, list[Problem]]:
+    if settings.backend == "qdrant":
+        return _check_qdrant_kind(settings, kind, want)
     base = index_mod.kind_dir(settings.index_dir, kind)
     gen_name = index_mod.current_generation(settings.index_dir, kind)
     info = {"store": len(want), "generation": gen_name, "indexed": 0}
@@ -195,8 +198,6 @@ def _read_parts(gen: Path) -> tuple[dict, dict[int, str], object]:
 def _check_generation(kind: Kind, gen: Path, manifest: dict, have: dict[int, str], dense, settings: Settings) -> list[Problem]:
     import faiss
 
-    from indexer.pipeline import model_signature
-
     problems = []
     counts = {"manifest count": manifest.get("count"), "FAISS vectors": dense.ntotal, "docs.jsonl rows": len(have)}
     if len(set(counts.values())) != 1:
@@ -211,13 +212,42 @@ def _check_generation(kind: Kind, gen: Path, manifest: dict, have: dict[int, str
     if dense.d != manifest.get("dim"):
         problems.append(Problem(kind, "dim", f"{gen.name}: FAISS dimension {dense.d} but the manifest says "
                                 f"{manifest.get('dim')}; {_REBUILD}"))
+    return problems + _check_manifest(kind, gen.name, manifest, settings)
+
+
+def _check_manifest(kind: Kind, name: str, manifest: dict, settings: Settings) -> list[Problem]:
+    from indexer.pipeline import model_signature
+
+    problems = []
     expected = {"format": index_mod.FORMAT_VERSION, "model": model_signature(settings),
                 "tokenizer": index_mod.tokenizer_signature(settings.tokenizer)}
     for key, value in expected.items():
         if manifest.get(key) != value:
-            problems.append(Problem(kind, key, f"{gen.name} was built with {key} {manifest.get(key)!r}, the settings "
+            problems.append(Problem(kind, key, f"{name} was built with {key} {manifest.get(key)!r}, the settings "
                                     f"want {value!r}; {_REBUILD}"))
     return problems
+
+
+def _check_qdrant_kind(settings: Settings, kind: Kind, want: dict[int, str]) -> tuple[dict, list[Problem]]:
+    """The same agreement for a Qdrant collection: its manifest (collection metadata) and its points' hashes."""
+    from indexer.backends import get_backend
+
+    try:
+        snap = get_backend(settings).load_snapshot(settings, kind)
+    except Exception as exc:  # noqa: BLE001 - an unreachable server or a broken collection: say which
+        return {"store": len(want), "generation": None, "indexed": 0}, [Problem(
+            kind, "corrupt", f"the Qdrant collection for {kind} cannot be read ({exc}); check PTM_QDRANT_URL, "
+            f"then {_REBUILD}")]
+    if snap is None:
+        problems = [Problem(kind, "no_index", f"{len(want)} stored but never indexed; {_SYNC}", len(want))] if want else []
+        return {"store": len(want), "generation": None, "indexed": 0}, problems
+    name = f"qdrant:{snap.collection}/{snap.manifest['generation']}"
+    info = {"store": len(want), "generation": name, "indexed": len(snap.hashes)}
+    problems = []
+    if snap.manifest.get("count") != len(snap.hashes):
+        problems.append(Problem(kind, "count_mismatch", f"{name} is inconsistent (manifest count "
+                                f"{snap.manifest.get('count')}, points {len(snap.hashes)}); {_REBUILD}"))
+    return info, problems + _check_manifest(kind, name, snap.manifest, settings) + _check_drift(kind, want, snap.hashes)
 
 
 def _check_drift(kind: Kind, want: dict[int, str], have: dict[int, str]) -> list[Problem]:

@@ -169,3 +169,47 @@ class BackendContract:
         assert Engine(settings, store).snapshot("patents").size == 3
         with pytest.raises(MatchError, match="run `ptm index`"):
             Engine(replace(settings, model="another-model"), store).snapshot("patents")
+
+    def test_doctor_sees_what_the_backend_holds(self, settings, store):
+        from indexer import doctor
+
+        jieba_settings = replace(settings, tokenizer="jieba")  # what sync_inputs tokenises with
+
+        def codes(s: Settings = jieba_settings) -> set[str]:
+            return {p.code for p in doctor.check(s).problems if p.kind == "patents"}
+
+        store.upsert("patents", PATENTS[:2])
+        assert codes() == {"no_index"}
+        self.sync(settings, store)
+        report = doctor.check(jieba_settings)
+        assert codes() == set() and report.kinds["patents"]["indexed"] == 2
+        assert codes(settings) == {"tokenizer"} and codes(replace(jieba_settings, model="another-model")) == {"model"}
+        store.upsert("patents", [PATENTS[2], Patent(id="CN1A", title="锂电池防爆结构", abstract="改过的摘要。")])
+        store.delete("patents", ["CN2A"])
+        assert codes() == {"missing", "stale", "extra"}
+        self.sync(settings, store)
+        assert codes() == set()
+
+    def test_after_a_restore_one_sync_brings_the_index_in_line_with_the_restored_store(self, settings, store, tmp_path):
+        from indexer import doctor
+        from indexer.backup import backup, restore
+
+        jieba_settings = replace(settings, tokenizer="jieba")
+        store.upsert("patents", PATENTS[:2])
+        self.sync(settings, store)
+        manifest = backup(settings, tmp_path / "bak")
+        assert manifest["backend"] == self.backend and manifest["counts"]["patents"]["stored"] == 2
+        store.upsert("patents", PATENTS[2:])
+        self.sync(settings, store)  # the index moves on after the backup
+        self.reopen()
+        restore(settings, tmp_path / "bak", force=True)
+        self.reopen()
+        restored = Store(settings.db_path)
+        assert sorted(restored.text_hashes("patents")) == sorted(store.text_hashes("patents"))[:2]
+        rec = Recorder()
+        self.sync(settings, restored, rec)
+        # FAISS generations are in the backup; Qdrant's local folder is not (a server's collections never are), so
+        # it embeds again — through the real pipeline the restored embedding cache answers those texts.
+        assert len(rec.embedded) == (0 if self.backend == "faiss" else 2)
+        assert {p.code for p in doctor.check(jieba_settings).problems} == set()
+        self.assert_matches_store(settings, restored)
