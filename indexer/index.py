@@ -73,7 +73,7 @@ class Snapshot:
             raise ValueError(f"of must be 'words' or 'tokens', not {of!r}")
         if of not in self._df:
             source = getattr(self, of)
-            self._df[of] = source.document_frequencies() if isinstance(source, seg_mod.SegmentDocs) else \
+            self._df[of] = source.document_frequencies() if hasattr(source, "document_frequencies") else \
                 Counter(t for toks in source.values() for t in set(toks))
         return self._df[of]
 

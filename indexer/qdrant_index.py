@@ -1,16 +1,25 @@
 """The Qdrant index backend: one collection per kind holding each record's dense vector, its BM25 terms as a
-sparse vector and its bookkeeping (text hash, tokens, words) as payload, synced incrementally with the store.
+sparse vector and its bookkeeping as payload ("h" text hash, "t" BM25 tokens, "w" explanation words when they
+differ from the tokens, "n" token count), synced incrementally with the store.
 
 Where: `Settings.qdrant_url` (a server or cluster), else qdrant-client's local mode in `<index_dir>/qdrant`
 (one process at a time — tests and single machines). Collections are `<qdrant_collection>_<kind>`; the
-collection's metadata is the manifest (format, model, dim, tokenizer, count, avgdl, generation).
+collection's metadata is the manifest (format, model, dim, tokenizer, count, tokens_total, avgdl, generation).
+
+A snapshot holds only the hashes in memory: its `tokens` and `words` are `QdrantDocs`, which read one point's
+lists from the collection when asked (a query explains k results) and stream a scroll to count document
+frequencies, so a million documents' token lists never sit in the process as Python strings. A point updated or
+deleted by a later sync is read as it is now, not as it was when the snapshot loaded.
 
 BM25 as sparse vectors: a token's index is a stable 32-bit hash of it; a document's value for a token is the
 BM25 term-frequency part tf / (tf + k1·(1 − b + b·dl/avgdl)) with bm25s's k1 = 1.5, b = 0.75; Qdrant multiplies
 by its IDF modifier ln(1 + (N − df + 0.5)/(df + 0.5)), which is bm25s's ("lucene") IDF; a query's value for a
 token is its count, as bm25s sums repeated query tokens. Two differences from bm25s: avgdl is frozen at the
 last full weighting (re-weighted when it drifts by more than AVGDL_TOLERANCE, where bm25s re-weights on every
-sync), and two tokens whose hashes collide share one index.
+sync), and two tokens whose hashes collide share one index. The true mean length is tracked without reading
+every token list: the manifest's tokens_total (sum of all "n") moves by the lengths of the points a sync
+removes, replaces and adds; a collection without it (an older version, or a sync that was interrupted after it
+cleared the total) is counted once by a scroll.
 
 Writes are in place (Qdrant upserts are atomic per point), not generation swaps: a reader that loads while a
 sync runs may see part of it; the manifest's generation moves last, so it then reloads.
@@ -22,9 +31,10 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -104,10 +114,75 @@ def query_sparse(tokens: Sequence[str]) -> tuple[list[int], list[float]]:
     return list(counts), [float(c) for c in counts.values()]
 
 
+class QdrantDocs(Mapping):
+    """int_id → BM25 tokens (or explanation words) of a snapshot's documents, read from the collection per
+    document on demand; iteration and length are over the int_ids the snapshot loaded."""
+
+    def __init__(self, client, collection: str, int_ids: np.ndarray, of: Literal["tokens", "words"]):
+        self.client, self.collection, self.of = client, collection, of
+        self._ids = int_ids  # sorted, shared with the snapshot
+        # Words equal to the tokens are stored once, as "t" (see _upsert).
+        self._keys = ["t"] if of == "tokens" else ["w", "t"]
+
+    def __getitem__(self, int_id: int) -> list[str]:
+        if int_id not in self:
+            raise KeyError(int_id)
+        found = self.client.retrieve(self.collection, [int(int_id)], with_payload=self._keys, with_vectors=False)
+        if not found:  # deleted by a sync since the snapshot loaded
+            raise KeyError(int_id)
+        return _list_of(found[0].payload, self.of)
+
+    def __contains__(self, int_id: object) -> bool:
+        # Answered from the loaded ids, without a request (Mapping's default would retrieve the point).
+        try:
+            pos = int(np.searchsorted(self._ids, int_id))
+        except (TypeError, ValueError, OverflowError):  # not an int_id
+            return False
+        return bool(pos < len(self._ids) and self._ids[pos] == int_id)
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(i) for i in self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def document_frequencies(self) -> Counter:
+        """Term → documents containing it, over the snapshot's int_ids, from one streamed scroll: a batch of
+        lists at a time is held, never all of them."""
+        df: Counter = Counter()
+        # Only the one key asked for: in bigram mode "t" would double the bytes a words count transfers.
+        key = self._keys[0]
+        for points in _scroll(self.client, self.collection, [key]):
+            ids = np.fromiter((p.id for p in points), dtype=np.int64, count=len(points))
+            known = self._known(ids)
+            lacking = []
+            for p, ok in zip(points, known):
+                if not ok:
+                    continue  # added by a sync since the snapshot loaded
+                terms = (p.payload or {}).get(key)
+                if terms is None:
+                    lacking.append(p.id)
+                else:
+                    df.update(set(terms))
+            if lacking:  # words stored as the tokens
+                for p in self.client.retrieve(self.collection, lacking, with_payload=["t"], with_vectors=False):
+                    df.update(set(p.payload["t"]))
+        return df
+
+    def _known(self, ids: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(self._ids, ids), max(len(self._ids) - 1, 0))
+        return (self._ids[pos] == ids) if len(self._ids) else np.zeros(len(ids), dtype=bool)
+
+
+def _list_of(payload: dict, of: Literal["tokens", "words"]) -> list[str]:
+    return payload["t"] if of == "tokens" else payload.get("w", payload["t"])
+
+
 @dataclass
 class QdrantSnapshot(index_mod.Snapshot):
-    """The bookkeeping of one generation (hashes, tokens, words, manifest) in memory; vectors and BM25 stay
-    in Qdrant and are searched there. `dense` and `bm25` are None."""
+    """The hashes and manifest of one generation in memory; token and word lists are `QdrantDocs` read from the
+    collection per document, and vectors and BM25 stay in Qdrant and are searched there. `dense` and `bm25` are
+    None."""
 
     client: object = None
     collection: str = ""
@@ -156,11 +231,12 @@ class QdrantBackend:
         manifest = _manifest(client, name)
         if "generation" not in manifest:
             return None
-        hashes, tokens, words = _read_payloads(client, name)
+        hashes = _read_hashes(client, name)
+        int_ids = np.sort(np.fromiter(hashes, dtype=np.int64, count=len(hashes)))
         return QdrantSnapshot(
             path=Path(f"qdrant:{name}") / manifest["generation"], manifest=manifest, dense=None, bm25=None,
-            int_ids=np.asarray(sorted(hashes), dtype=np.int64), hashes=hashes, tokens=tokens, words=words,
-            client=client, collection=name,
+            int_ids=int_ids, hashes=hashes, tokens=QdrantDocs(client, name, int_ids, "tokens"),
+            words=QdrantDocs(client, name, int_ids, "words"), client=client, collection=name,
         )
 
     def sync(self, settings: Settings, kind: str, inputs: index_mod.SyncInputs, rebuild: bool = False,
@@ -170,7 +246,7 @@ class QdrantBackend:
         with index_mod.writer_lock(settings.index_dir, kind):
             manifest = _manifest(client, name)
             compatible = not rebuild and _compatible(manifest, inputs)
-            hashes, tokens, words = _read_payloads(client, name) if compatible else ({}, {}, {})
+            hashes = _read_hashes(client, name) if compatible else {}
             want = inputs.current_hashes()
             removed = [i for i in hashes if i not in want]
             todo = [i for i, h in want.items() if hashes.get(i) != h]
@@ -191,23 +267,28 @@ class QdrantBackend:
                         f"the encoder returned shape {vectors.shape} for {len(todo)} texts but the {kind} index "
                         f"holds {dim}-dimensional vectors; run `ptm index --rebuild` after changing the model")
                 dim = int(vectors.shape[1])
-            if not compatible:
-                _create(client, name, dim)
 
-            for i in removed:
-                tokens.pop(i, None)
-                words.pop(i, None)
+            replaced = [i for i in todo if i in hashes]
+            count = len(hashes) - len(removed) + len(todo) - len(replaced)
+            if compatible:
+                total = manifest.get("tokens_total")
+                total = int(total) if isinstance(total, (int, float)) else _total_length(client, name)
+                total -= _stored_lengths(client, name, removed + replaced)
+                # Cleared until the manifest below is written: a sync interrupted in between leaves points whose
+                # lengths no total accounts for, so the next one counts them again instead of trusting it.
+                client.update_collection(name, metadata={"tokens_total": None})
+            else:
+                _create(client, name, dim)
+                total = 0
             new_tokens = inputs.tokenize(ordered)
             new_words = inputs.words(ordered) if inputs.words else new_tokens
-            tokens.update(zip(todo, new_tokens))
-            words.update(zip(todo, new_words))
-            avgdl = _avgdl(tokens)
+            total += sum(len(t) for t in new_tokens)
+            avgdl = total / count if count else 0.0
             old_avgdl = manifest.get("avgdl", 0.0) if compatible else 0.0
             if compatible and abs(avgdl - old_avgdl) <= AVGDL_TOLERANCE * old_avgdl:
                 avgdl = old_avgdl  # keep every stored weight valid; below the tolerance the drift is noise
-            else:
-                fresh = set(todo)
-                _reweigh(client, name, {i: t for i, t in tokens.items() if i not in fresh}, avgdl)
+            elif compatible:  # a new collection holds no old points to re-weigh
+                _reweigh(client, name, avgdl, skip={*todo, *removed})
             _upsert(client, name, todo, vectors, new_tokens, new_words, [want[i] for i in todo], avgdl)
             if removed:
                 from qdrant_client import models
@@ -216,13 +297,13 @@ class QdrantBackend:
             generation = _next_generation(manifest.get("generation") if compatible else None)
             client.update_collection(name, metadata={
                 "format": index_mod.FORMAT_VERSION, "kind": kind, "model": inputs.model, "dim": dim,
-                "tokenizer": index_mod.tokenizer_signature(inputs.tokenizer), "count": len(tokens),
-                "avgdl": avgdl, "generation": generation, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                **inputs.extra,
+                "tokenizer": index_mod.tokenizer_signature(inputs.tokenizer), "count": count,
+                "tokens_total": total, "avgdl": avgdl, "generation": generation,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **inputs.extra,
             })
             return index_mod.SyncReport(
                 kind, added=added, updated=len(todo) - added, removed=len(removed),
-                unchanged=len(want) - len(todo) - len(missing), total=len(tokens), rebuilt=not compatible,
+                unchanged=len(want) - len(todo) - len(missing), total=count, rebuilt=not compatible,
                 seconds=time.perf_counter() - start, generation=generation,
             )
 
@@ -248,12 +329,8 @@ def _create(client, name: str, dim: int) -> None:
     client.create_collection(
         name, vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.DOT)},
         sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-        on_disk_payload=True,  # token lists are read once per load, not per query
+        on_disk_payload=True,  # token lists are read a few per query (explanations), not kept in RAM
     )
-
-
-def _avgdl(tokens: dict[int, list[str]]) -> float:
-    return float(np.mean([len(t) for t in tokens.values()])) if tokens else 0.0
 
 
 def _next_generation(previous: str | None) -> str:
@@ -261,22 +338,43 @@ def _next_generation(previous: str | None) -> str:
     return f"gen-{number + 1:06d}"
 
 
-def _read_payloads(client, name: str) -> tuple[dict[int, str], dict[int, list[str]], dict[int, list[str]]]:
-    """int_id → text hash, BM25 tokens, explanation words, for every point of the collection."""
-    hashes: dict[int, str] = {}
-    tokens: dict[int, list[str]] = {}
-    words: dict[int, list[str]] = {}
-    if not client.collection_exists(name):
-        return hashes, tokens, words
+def _scroll(client, name: str, payload: list[str]) -> Iterator[list]:
+    """Every point of the collection, a batch at a time, carrying only the `payload` keys."""
     offset = None
     while True:
-        points, offset = client.scroll(name, limit=SCROLL_BATCH, offset=offset, with_payload=True, with_vectors=False)
-        for p in points:
-            hashes[p.id] = p.payload["h"]
-            tokens[p.id] = p.payload["t"]
-            words[p.id] = p.payload.get("w", p.payload["t"])
+        points, offset = client.scroll(name, limit=SCROLL_BATCH, offset=offset, with_payload=payload, with_vectors=False)
+        if points:
+            yield points
         if offset is None:
-            return hashes, tokens, words
+            return
+
+
+def _read_hashes(client, name: str) -> dict[int, str]:
+    """int_id → text hash of every point (the only payload a snapshot or a sync holds for all documents)."""
+    if not client.collection_exists(name):
+        return {}
+    return {p.id: p.payload["h"] for points in _scroll(client, name, ["h"]) for p in points}
+
+
+def _lengths(client, name: str, points: list) -> int:
+    """Summed token counts of `points` read with payload "n"; a point written before "n" was stored is
+    counted from its token list."""
+    total = sum(p.payload["n"] for p in points if "n" in (p.payload or {}))
+    lacking = [p.id for p in points if "n" not in (p.payload or {})]
+    if lacking:
+        total += sum(len(p.payload["t"]) for p in client.retrieve(name, lacking, with_payload=["t"], with_vectors=False))
+    return total
+
+
+def _stored_lengths(client, name: str, ids: list[int]) -> int:
+    """Summed token counts of the stored points `ids` (those about to be removed or replaced)."""
+    return sum(_lengths(client, name, client.retrieve(name, ids[s : s + SCROLL_BATCH], with_payload=["n"], with_vectors=False))
+               for s in range(0, len(ids), SCROLL_BATCH))
+
+
+def _total_length(client, name: str) -> int:
+    """Summed token counts of every point, streamed (for a collection whose manifest holds no tokens_total)."""
+    return sum(_lengths(client, name, points) for points in _scroll(client, name, ["n"]))
 
 
 def _upsert(client, name: str, ids: list[int], vectors: np.ndarray | None, tokens: list[list[str]],
@@ -287,7 +385,7 @@ def _upsert(client, name: str, ids: list[int], vectors: np.ndarray | None, token
         points = []
         for j in range(start, min(start + WRITE_BATCH, len(ids))):
             indices, values = doc_sparse(tokens[j], avgdl)
-            payload = {"h": hashes[j], "t": tokens[j]}
+            payload = {"h": hashes[j], "t": tokens[j], "n": len(tokens[j])}
             if words[j] != tokens[j]:  # stored only when they differ (bigram BM25)
                 payload["w"] = words[j]
             points.append(models.PointStruct(id=ids[j], payload=payload, vector={
@@ -295,14 +393,16 @@ def _upsert(client, name: str, ids: list[int], vectors: np.ndarray | None, token
         client.upsert(name, points=points, wait=True)
 
 
-def _reweigh(client, name: str, tokens: dict[int, list[str]], avgdl: float) -> None:
-    """New BM25 weights for documents whose text did not change, after the mean length moved."""
+def _reweigh(client, name: str, avgdl: float, skip: set[int]) -> None:
+    """New BM25 weights for every stored document not in `skip` (replaced or removed by this sync), after the
+    mean length moved: streamed over a scroll, one batch of token lists at a time."""
     from qdrant_client import models
 
-    ids = list(tokens)
-    for start in range(0, len(ids), WRITE_BATCH):
-        batch = []
-        for i in ids[start : start + WRITE_BATCH]:
-            indices, values = doc_sparse(tokens[i], avgdl)
-            batch.append(models.PointVectors(id=i, vector={SPARSE: models.SparseVector(indices=indices, values=values)}))
-        client.update_vectors(name, points=batch, wait=True)
+    for points in _scroll(client, name, ["t"]):
+        kept = [p for p in points if p.id not in skip]
+        for start in range(0, len(kept), WRITE_BATCH):
+            batch = []
+            for p in kept[start : start + WRITE_BATCH]:
+                indices, values = doc_sparse(p.payload["t"], avgdl)
+                batch.append(models.PointVectors(id=p.id, vector={SPARSE: models.SparseVector(indices=indices, values=values)}))
+            client.update_vectors(name, points=batch, wait=True)
