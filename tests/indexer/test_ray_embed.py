@@ -32,15 +32,15 @@ class HashEncoder:
     def prefix(self, kind: str) -> str:
         return self.prefixes[kind]
 
-    def encode(self, texts, kind: str) -> np.ndarray:
+    def encode(self, texts, kind: str, shapes: str = "exact") -> np.ndarray:  # shapes only matter to a model
         return hash_embed([self.prefix(kind) + t for t in texts])
 
 
 class RefusingEncoder(HashEncoder):
-    def encode(self, texts, kind: str) -> np.ndarray:
+    def encode(self, texts, kind: str, shapes: str = "exact") -> np.ndarray:
         if texts:
             raise AssertionError(f"{len(texts)} texts reached the model although Ray embedded them all")
-        return super().encode(texts, kind)
+        return super().encode(texts, kind, shapes)
 
 
 @pytest.fixture(scope="module")
