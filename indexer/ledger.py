@@ -264,7 +264,7 @@ class Ledger:
                   _text(venue, "地点", required=False), _json(theme, "主题"), _json(limits, "容量限制"),
                   _json(plan, "方案"))
         moves = [self._move(r.patent_id, r.enterprise, "推荐", demand_id=r.demand_id, engine_rank=r.engine_rank,
-                            user=user, note=None) for r in recommend]
+                            user=user) for r in recommend]  # session id and note are known inside the transaction
         with self.store.transaction() as con:
             con.row_factory = sqlite3.Row
             if session_id is None:
@@ -324,8 +324,8 @@ class Ledger:
     @staticmethod
     def _move(patent_id: str, enterprise: str, stage: str, *, demand_id: str | None = None, kind: str | None = None,
               amount_wan: float | None = None, on: date | None = None, session_id: int | None = None,
-              engine_rank: int | None = None, note: str | None = "", user: str = "", correct: bool = False) -> _Move:
-        """The checks a move needs before any I/O; `note=None` leaves it to be filled in later."""
+              engine_rank: int | None = None, note: str = "", user: str = "", correct: bool = False) -> _Move:
+        """The checks a move needs before any I/O."""
         target = canonical_stage(stage)
         patent_id = _text(patent_id, "专利号", limit=64)
         enterprise = _text(enterprise, "企业名称")
@@ -334,7 +334,7 @@ class Ledger:
         if engine_rank is not None and (isinstance(engine_rank, bool) or not isinstance(engine_rank, int)
                                         or engine_rank < 1):
             raise LedgerError(f"引擎排名须为正整数（1 = 第一名），而不是 {engine_rank!r}")
-        note = "" if note is None else _text(note, "备注", limit=MAX_NOTE, required=False)
+        note = _text(note, "备注", limit=MAX_NOTE, required=False)
         return _Move(patent_id=patent_id, enterprise=enterprise, target=target, demand_id=demand_id or None,
                      kind=new_kind, amount=new_amount, on=on or date.today(), session_id=session_id,
                      engine_rank=engine_rank, note=note, user=_text(user, "操作人", required=False), correct=correct)
